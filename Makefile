@@ -1,0 +1,36 @@
+# ShrivenQuant developer entry points. `make up` and `make test` are the two that matter.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install up test bench lint soak clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ShrivenQuant needs Python 3.11+, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@touch $(STAMP)
+
+up: install
+	$(BIN)/sq up
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/sq bench all --table
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+soak: install
+	$(BIN)/pytest -m slow tests
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

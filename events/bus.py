@@ -1,0 +1,212 @@
+"""The bus: a thin nats-py JetStream wrapper for streams, deduplicated publishing and batch publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NatsClient
+from nats.js.api import DiscardPolicy, PubAck, StorageType, StreamConfig
+from nats.js.client import JetStreamContext
+from prometheus_client import Counter
+
+from events._base import Event
+from events.codec import encode
+from events.subjects import STREAMS, StreamSpec, subject_for
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL_ENV = "SQ_NATS_URL"
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+PUBLISHED = Counter("sq_bus_published_total", "Events acknowledged by JetStream", ["stream"])
+PUBLISH_RETRIES = Counter("sq_bus_publish_retries_total", "Publishes retried with the same Nats-Msg-Id")
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How the streams are created: replicas (R3 on a cluster), dedupe window and retention."""
+
+    replicas: int = 1
+    duplicate_window_s: float = 120.0
+    max_age_s: float | None = None
+
+
+class PublishError(RuntimeError):
+    """Publishing gave up after retries; `subject` and `msg_id` say which event was not acknowledged."""
+
+    def __init__(self, subject: str, msg_id: str, cause: BaseException) -> None:
+        super().__init__(f"publish to {subject} (Nats-Msg-Id {msg_id}) not acknowledged: {cause!r}")
+        self.subject = subject
+        self.msg_id = msg_id
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """Already-encoded bytes with the subject and dedupe id to publish them under."""
+
+    subject: str
+    payload: bytes
+    msg_id: str
+
+
+def outgoing(event: Event, subject: str | None = None) -> Outgoing:
+    """Encode an event for publishing: its subject, JSON bytes and its id as Nats-Msg-Id."""
+    return Outgoing(subject or subject_for(event), encode(event), event.id)
+
+
+def resolve_url(url: str | None) -> str:
+    """The broker URL: the explicit one, else $SQ_NATS_URL, else the local default."""
+    return url or os.environ.get(DEFAULT_URL_ENV) or "nats://127.0.0.1:4222"
+
+
+class Bus:
+    """A connection to NATS with JetStream, publishing events with dedupe ids."""
+
+    def __init__(self, nc: NatsClient, js: JetStreamContext, settings: StreamSettings) -> None:
+        self.nc = nc
+        self.js = js
+        self.settings = settings
+
+    @classmethod
+    async def connect(cls, url: str | None = None, *, name: str = "sq",
+                      settings: StreamSettings | None = None, max_pending_acks: int = 4000) -> Bus:
+        """Connect with unlimited reconnects (a broker restart is survived, not fatal)."""
+
+        async def on_error(exc: Exception) -> None:
+            log.warning("nats error", extra={"error": repr(exc)})
+
+        async def on_disconnect() -> None:
+            log.warning("nats disconnected")
+
+        async def on_reconnect() -> None:
+            log.info("nats reconnected")
+
+        nc = await nats.connect(
+            resolve_url(url).split(","), name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
+            connect_timeout=5, error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
+            # Outgoing data buffered while the broker is away: bounded so memory stays bounded.
+            pending_size=64 * 1024 * 1024,
+        )
+        js = nc.jetstream(publish_async_max_pending=max_pending_acks)
+        return cls(nc, js, settings or StreamSettings())
+
+    async def close(self) -> None:
+        """Flush what is buffered and close the connection."""
+        if not self.nc.is_closed:
+            try:
+                await self.nc.drain()
+            except (nats.errors.ConnectionClosedError, nats.errors.FlushTimeoutError, OSError) as exc:
+                log.warning("drain on close failed", extra={"error": repr(exc)})
+                await self.nc.close()
+
+    async def ensure_streams(self, specs: Iterable[StreamSpec] = STREAMS) -> None:
+        """Create each stream, or update it to the wanted config; safe to call from every process."""
+        for spec in specs:
+            config = StreamConfig(
+                name=spec.name, subjects=list(spec.subjects), storage=StorageType.FILE,
+                num_replicas=self.settings.replicas, duplicate_window=self.settings.duplicate_window_s,
+                max_age=self.settings.max_age_s or 0, discard=DiscardPolicy.OLD,
+            )
+            try:
+                await self.js.stream_info(spec.name)
+            except nats.js.errors.NotFoundError:
+                try:
+                    await self.js.add_stream(config)
+                    continue
+                except nats.js.errors.BadRequestError:
+                    # Another process created it between our lookup and add: fall through to update.
+                    pass
+            await self.js.update_stream(config)
+
+    async def publish(self, event: Event, *, subject: str | None = None, timeout: float = 5.0) -> PubAck:
+        """Publish one event and wait for JetStream's ack; retried with the same id on a timeout."""
+        return await self.publish_encoded(outgoing(event, subject), timeout=timeout)
+
+    async def publish_encoded(self, item: Outgoing, *, timeout: float = 5.0, attempts: int = 3) -> PubAck:
+        """Publish pre-encoded bytes; the same Nats-Msg-Id on every retry, so retries are deduplicated."""
+        last: BaseException | None = None
+        for attempt in range(attempts):
+            if attempt:
+                PUBLISH_RETRIES.inc()
+                await asyncio.sleep(0.1 * 2**attempt)
+            try:
+                ack = await self.js.publish(item.subject, item.payload, timeout=timeout,
+                                            headers={MSG_ID_HEADER: item.msg_id})
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                    nats.errors.ConnectionReconnectingError, nats.js.errors.ServiceUnavailableError) as exc:
+                last = exc
+                continue
+            PUBLISHED.labels(ack.stream).inc()
+            return ack
+        raise PublishError(item.subject, item.msg_id, last or TimeoutError())
+
+    async def publish_batch(self, events: Sequence[Event], *, timeout: float = 10.0,
+                            attempts: int = 3) -> list[PubAck]:
+        """Publish many events with acks in flight together; returns the acks in input order."""
+        return await self.publish_batch_encoded([outgoing(event) for event in events],
+                                                timeout=timeout, attempts=attempts)
+
+    async def publish_batch_encoded(self, items: Sequence[Outgoing], *, timeout: float = 10.0,
+                                    attempts: int = 3) -> list[PubAck]:
+        """Batch publish with a bound on the wait: unacknowledged items are republished with the same id.
+
+        nats-py's publish_async futures have no timeout of their own, so each round waits at
+        most `timeout`; whatever is not acknowledged by then (or failed) goes round again.
+        """
+        acks: list[PubAck | None] = [None] * len(items)
+        todo = list(range(len(items)))
+        last: BaseException | None = None
+        loop = asyncio.get_running_loop()
+        for attempt in range(attempts):
+            if not todo:
+                break
+            if attempt:
+                PUBLISH_RETRIES.inc(len(todo))
+            futures: dict[int, asyncio.Future[PubAck]] = {}
+            try:
+                # One deadline pushed forward as acks free slots (an inactivity timeout): a
+                # per-call wait_stall would cost a timer task for every message.
+                async with asyncio.timeout(loop.time() + timeout) as deadline:
+                    for count, index in enumerate(todo):
+                        item = items[index]
+                        futures[index] = await self.js.publish_async(
+                            item.subject, item.payload, headers={MSG_ID_HEADER: item.msg_id})
+                        if count % 256 == 0:
+                            deadline.reschedule(loop.time() + timeout)
+            except (TimeoutError, nats.errors.ConnectionReconnectingError,
+                    nats.errors.OutboundBufferLimitError) as exc:
+                last = exc
+            pending: set[asyncio.Future[PubAck]] = set(futures.values())
+            while pending:
+                done, pending = await asyncio.wait(pending, timeout=timeout)
+                if not done:
+                    break
+            retry = []
+            per_stream: dict[str, int] = {}
+            for index in todo:
+                future = futures.get(index)
+                if future is None or not future.done():
+                    if future is not None:
+                        future.cancel()
+                    retry.append(index)
+                elif future.exception() is not None:
+                    last = future.exception()
+                    retry.append(index)
+                else:
+                    ack = future.result()
+                    acks[index] = ack
+                    per_stream[ack.stream] = per_stream.get(ack.stream, 0) + 1
+            for stream, count in per_stream.items():
+                PUBLISHED.labels(stream).inc(count)
+            todo = retry
+        if todo:
+            first = items[todo[0]]
+            raise PublishError(first.subject, first.msg_id, last or TimeoutError(f"{len(todo)} unacknowledged"))
+        return [ack for ack in acks if ack is not None]

@@ -1,0 +1,1 @@
+"""The edge of the system: HTTP/WebSocket API, auth, and the `sq` command line."""

@@ -1,0 +1,120 @@
+"""The `sq` command line: broker, schema, bench, up, and the subcommands each part registers."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from events.broker import BrokerNotFound, BrokerStartError, embedded_broker
+from events.schema import write_schemas
+
+
+def _cmd_broker(args: argparse.Namespace) -> int:
+    """Run an embedded JetStream broker in the foreground until SIGINT or SIGTERM."""
+    broker = embedded_broker(Path(args.store_dir), port=args.port, monitor_port=args.monitor_port)
+    try:
+        broker.start()
+    except (BrokerNotFound, BrokerStartError) as exc:
+        print(f"sq broker: {exc}", file=sys.stderr)
+        return 2
+    print(f"nats-server with JetStream listening on {broker.url} "
+          f"(monitoring http://127.0.0.1:{broker.monitor_port}, store {broker.store_dir}); Ctrl-C stops it",
+          flush=True)
+    _wait_for_signal()
+    broker.stop()
+    print("broker stopped", flush=True)
+    return 0
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM arrives."""
+    received: list[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not received:
+            signal.pause()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    """Write the JSON Schema of every event type."""
+    for path in write_schemas(Path(args.out)):
+        print(path)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    """Run one benchmark (or all) and print JSON or a table."""
+    from gateway.bench import run_benchmarks
+
+    return run_benchmarks(args.name, as_json=args.json, table=args.table, out_dir=Path(args.out))
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    """Run the whole stack on an embedded broker until Ctrl-C."""
+    from gateway.up import run_stack
+
+    return asyncio.run(run_stack(data_dir=Path(args.data_dir), http_port=args.http_port, nats_url=args.nats_url))
+
+
+Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
+
+
+def _part_registrars() -> list[Registrar]:
+    """Subcommands that live with the part they operate (store's `wal`, market data's `md`, …)."""
+    return []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `sq` argument parser."""
+    parser = argparse.ArgumentParser(prog="sq", description="ShrivenQuant: event-sourced trading back end")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    broker = sub.add_parser("broker", help="run an embedded nats-server with JetStream in the foreground")
+    broker.add_argument("--port", type=int, default=4222, help="client port (default 4222)")
+    broker.add_argument("--monitor-port", type=int, default=8222, help="monitoring port (default 8222)")
+    broker.add_argument("--store-dir", default="var/nats", help="JetStream storage directory (default var/nats)")
+    broker.set_defaults(func=_cmd_broker)
+
+    schema = sub.add_parser("schema", help="write the JSON Schema of every event type")
+    schema.add_argument("--out", default="schemas", help="output directory (default ./schemas)")
+    schema.set_defaults(func=_cmd_schema)
+
+    bench = sub.add_parser("bench", help="run a benchmark beside its in-run baseline")
+    bench.add_argument("name", help="benchmark name (bus, wal, replay, …) or 'all'")
+    bench.add_argument("--json", action="store_true", help="print one JSON object per benchmark")
+    bench.add_argument("--table", action="store_true", help="print a Markdown table of every result")
+    bench.add_argument("--out", default="bench-results", help="where JSON results are written")
+    bench.set_defaults(func=_cmd_bench)
+
+    up = sub.add_parser("up", help="run the whole stack on an embedded broker until Ctrl-C")
+    up.add_argument("--data-dir", default="var", help="data directory (default ./var)")
+    up.add_argument("--http-port", type=int, default=8080, help="gateway HTTP port (default 8080)")
+    up.add_argument("--nats-url", default=None,
+                    help="use a running NATS server instead of starting one (also $SQ_NATS_URL)")
+    up.set_defaults(func=_cmd_up)
+
+    for register in _part_registrars():
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `sq` console script."""
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Stateless processors: risk, router and simulated venue, portfolio, reporting, aggregator, connectors."""

@@ -1,0 +1,1 @@
+"""Read models built from events: Arrow tables in memory, DuckDB for queries, Parquet checkpoints."""
