@@ -1,0 +1,113 @@
+"""Order intents and cancels over HTTP, and the kill switch; each is acknowledged once it is in the WAL."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from events.bus import Outgoing, outgoing
+from events.codec import complete_intent
+from events.control import KillSwitchEngaged, KillSwitchReleased
+from events.ids import derived_id, new_event_id
+from events.subjects import token
+from events.trading import CancelIntent, OrderIntent
+from gateway.auth import audit, authenticate, require_account
+from gateway.errors import ApiError, bad_request
+from gateway.routes_auth import read_json
+from gateway.state import GATEWAY, Gateway
+
+_intent_decoder = msgspec.json.Decoder(OrderIntent)
+
+
+class KillSwitchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of POST /v1/risk/killswitch: engage or release, for one account or (null) all."""
+
+    engaged: bool
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    account: str | None = None
+
+
+_killswitch_decoder = msgspec.json.Decoder(KillSwitchRequest)
+
+
+async def publish_durably(gateway: Gateway, item: Outgoing) -> dict[str, object]:
+    """Publish, then (when configured) wait until the recorder has the event in the WAL."""
+    if gateway.bus is None:
+        raise ApiError(503, "unavailable", "the gateway is not connected to the bus")
+    ack = await gateway.bus.publish_encoded(item)
+    durable = True
+    if gateway.config.durable_ack:
+        durable = await gateway.watermarks.wait_for(ack.stream, ack.seq, gateway.config.durable_timeout_s)
+        if not durable:
+            raise ApiError(504, "not_durable",
+                           f"published as {ack.stream} #{ack.seq} but not yet recorded in the WAL after "
+                           f"{gateway.config.durable_timeout_s:.0f}s; retrying with the same id is safe")
+    return {"stream": ack.stream, "stream_seq": ack.seq, "duplicate": bool(ack.duplicate), "durable": durable}
+
+
+async def place_order(request: web.Request) -> web.Response:
+    """POST /v1/orders: validate an order intent, publish it, and answer 202 with its id once durable."""
+    claims = await authenticate(request, "trader", "admin")
+    intent = await read_json(request, _intent_decoder)
+    assert isinstance(intent, OrderIntent)
+    await require_account(request, claims, intent.account)
+    # The id is derived from account + client order id when absent, so a retried POST is one order.
+    completed = complete_intent(intent, time.time_ns())
+    completed = msgspec.structs.replace(completed, correlation_id=completed.id)
+    outcome = await publish_durably(request.app[GATEWAY], outgoing(completed))
+    return web.json_response({"order_id": completed.id, "client_order_id": completed.client_order_id, **outcome},
+                             status=202)
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    """DELETE /v1/orders/{id}: publish a cancel intent for the order (account from ?account= or the token)."""
+    claims = await authenticate(request, "trader", "admin")
+    order_id = request.match_info["order_id"]
+    account = request.query.get("account")
+    if account is None:
+        if len(claims.accounts) != 1:
+            raise bad_request("account: pass ?account=… (you have access to several accounts)")
+        account = claims.accounts[0]
+    try:
+        token("account", account)
+    except ValueError as exc:
+        raise bad_request(str(exc)) from exc
+    await require_account(request, claims, account)
+    now = time.time_ns()
+    cancel = CancelIntent(id=derived_id(order_id, f"cancel:{claims.subject}:{now}"), ts=now, account=account,
+                          order_id=order_id, reason=f"cancelled over HTTP by {claims.subject}",
+                          correlation_id=order_id)
+    outcome = await publish_durably(request.app[GATEWAY], outgoing(cancel))
+    return web.json_response({"order_id": order_id, "cancel_id": cancel.id, **outcome}, status=202)
+
+
+async def kill_switch(request: web.Request) -> web.Response:
+    """POST /v1/risk/killswitch (risk, admin): engage or release globally or for one account."""
+    claims = await authenticate(request, "risk", "admin")
+    body = await read_json(request, _killswitch_decoder)
+    assert isinstance(body, KillSwitchRequest)
+    if body.account is not None:
+        try:
+            token("account", body.account)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from exc
+    event_type = KillSwitchEngaged if body.engaged else KillSwitchReleased
+    event = event_type(id=new_event_id(), ts=time.time_ns(), account=body.account, actor=claims.subject,
+                       reason=body.reason)
+    outcome = await publish_durably(request.app[GATEWAY], outgoing(event))
+    await audit(request, "killswitch", claims.subject, "engage" if body.engaged else "release", "success",
+                f"account={body.account or 'all'}")
+    return web.json_response({"event_id": event.id, "engaged": body.engaged, "account": body.account, **outcome},
+                             status=202)
+
+
+def register(app: web.Application) -> None:
+    """Add the order and kill-switch routes."""
+    app.router.add_post("/v1/orders", place_order)
+    app.router.add_delete("/v1/orders/{order_id}", cancel_order)
+    app.router.add_post("/v1/risk/killswitch", kill_switch)
+
+
