@@ -147,3 +147,24 @@ async def test_audit_events_record_logins_and_denials_without_secrets(running: R
         events.append(decode(raw))
     kinds = [(e.kind, e.outcome) for e in events if isinstance(e, AuditEvent)]
     assert ("login", "success") in kinds and ("token", "success") in kinds and ("denial", "denied") in kinds
+
+
+def test_sq_user_add_prints_the_otpauth_uri_once_and_the_user_can_log_in(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from gateway.users import UserStore
+    from tests.conftest import REPO_ROOT
+
+    command = [sys.executable, "-m", "gateway.cli", "user", "add", "bob", "--role", "trader", "--account", "ACC7",
+               "--password-stdin", "--data-dir", str(tmp_path)]
+    done = subprocess.run(command, input=PASSWORD + "\n", capture_output=True, text=True, cwd=REPO_ROOT, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "otpauth://totp/ShrivenQuant:bob?secret=" in done.stdout
+    again = subprocess.run(command, input=PASSWORD + "\n", capture_output=True, text=True, cwd=REPO_ROOT, check=False)
+    assert again.returncode == 2 and "already exists" in again.stderr and "otpauth" not in again.stdout
+    store = UserStore(tmp_path / "secrets")
+    assert isinstance(store.authenticate("bob", PASSWORD, store.totp_now("bob"), time.time()), User)
+    short = subprocess.run([*command[:5], "carol", *command[6:]], input="short\n", capture_output=True, text=True,
+                           cwd=REPO_ROOT, check=False)
+    assert short.returncode == 2 and "password" in short.stderr
