@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import nats.errors
 import nats.js.errors
@@ -133,11 +134,8 @@ class ConsumerRunner:
     async def run(self) -> ConsumerStats:
         """Consume until stop(); a bad message is dead-lettered, never a reason to crash."""
         js = self.bus.js
-        try:
-            await js.add_consumer(self.spec.stream, self.spec.config())
-        except nats.js.errors.BadRequestError:
-            # The durable exists with a different config (e.g. a restart with new limits): update it.
-            await js.update_consumer(self.spec.stream, self.spec.config())
+        # The server's consumer-create is create-or-update, so a restart with new limits updates the durable.
+        await js.add_consumer(self.spec.stream, self.spec.config())
         subscription = await js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream)
         self._ready.set()
         try:
@@ -153,10 +151,11 @@ class ConsumerRunner:
                     continue
                 for msg in messages:
                     await self._handle(msg)
-                # Acks are fire-and-forget publishes; flush so a stop or a crash right after
-                # this batch does not redeliver what was already processed.
-                await self.bus.nc.flush()
         finally:
+            # Acks are fire-and-forget publishes: flush them so a graceful stop redelivers nothing
+            # already processed (after a crash, redeliveries are absorbed by deterministic ids).
+            if self.bus.nc.is_connected:
+                await self.bus.nc.flush()
             await subscription.unsubscribe()
         return self.stats
 
@@ -202,8 +201,9 @@ class ConsumerRunner:
         await msg.nak(delay=backoff[min(delivery.delivered, len(backoff)) - 1])
 
     async def _dead_letter(self, msg: Msg, delivery: Delivery, reason: str) -> None:
+        encoding: Literal["utf-8", "base64"] = "utf-8"
         try:
-            payload, encoding = msg.data.decode("utf-8"), "utf-8"
+            payload = msg.data.decode("utf-8")
         except UnicodeDecodeError:
             payload, encoding = base64.b64encode(msg.data).decode("ascii"), "base64"
         letter = DeadLetter(

@@ -13,7 +13,8 @@ from events.trading import CancelIntent, OrderIntent
 
 # Outside publishers may omit these on intents (the intake fills them), so the published
 # schema must not demand them.
-_OPTIONAL_FROM_OUTSIDE = {OrderIntent: ("type", "id", "ts"), CancelIntent: ("type", "id", "ts")}
+_OPTIONAL_FROM_OUTSIDE: dict[type, tuple[str, ...]] = {OrderIntent: ("type", "id", "ts"),
+                                                       CancelIntent: ("type", "id", "ts")}
 
 
 def event_schema(event_type: type) -> dict[str, Any]:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from decimal import Decimal
 
 import jsonschema
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from events import (
     EVENT_TYPES,
@@ -178,3 +181,10 @@ def test_events_are_immutable() -> None:
         trade.price = Decimal(1)  # type: ignore[misc]
     assert msgspec.structs.replace(trade, price=Decimal(2)).price == Decimal(2)
     assert TS > 0
+
+
+@settings(max_examples=300)
+@given(parent=st.text(max_size=80), role=st.text(max_size=20), index=st.integers(min_value=0, max_value=10**6))
+def test_derived_id_is_exactly_rfc_uuid5(parent: str, role: str, index: int) -> None:
+    expected = uuid.uuid5(uuid.UUID("5b0f3f6e-2f43-4d55-9a2b-7c3e6a1d9e10"), f"{parent}/{role}/{index}")
+    assert derived_id(parent, role, index) == str(expected)
