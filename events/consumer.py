@@ -201,21 +201,7 @@ class ConsumerRunner:
         await msg.nak(delay=backoff[min(delivery.delivered, len(backoff)) - 1])
 
     async def _dead_letter(self, msg: Msg, delivery: Delivery, reason: str) -> None:
-        encoding: Literal["utf-8", "base64"] = "utf-8"
-        try:
-            payload = msg.data.decode("utf-8")
-        except UnicodeDecodeError:
-            payload, encoding = base64.b64encode(msg.data).decode("ascii"), "base64"
-        letter = DeadLetter(
-            # Derived from the stream position, so a redelivered bad message dedupes to one letter.
-            id=derived_id(f"{delivery.stream}:{delivery.stream_seq}", f"dlq:{self.source}"),
-            ts=delivery.timestamp_ns, source=self.source, subject=msg.subject, reason=reason,
-            payload=payload, payload_encoding=encoding, stream_seq=delivery.stream_seq,
-            delivered=delivery.delivered,
-        )
-        await self.bus.publish_encoded(outgoing(letter))
-        log.warning("dead-lettered", extra={"consumer": self.spec.durable, "subject": msg.subject,
-                                            "stream_seq": delivery.stream_seq, "reason": reason})
+        await dead_letter(self.bus, self.source, msg.subject, msg.data, delivery, reason)
         self.stats.dead_lettered += 1
         self._awaiting_retry.discard(delivery.stream_seq)
         self.stats.last_stream_seq = max(self.stats.last_stream_seq, delivery.stream_seq)
@@ -223,5 +209,24 @@ class ConsumerRunner:
         await msg.term()
 
 
+async def dead_letter(bus: Bus, source: str, subject: str, data: bytes, delivery: Delivery, reason: str) -> DeadLetter:
+    """Publish a DeadLetter for bytes that `source` refused; its id derives from the stream position."""
+    encoding: Literal["utf-8", "base64"] = "utf-8"
+    try:
+        payload = data.decode("utf-8")
+    except UnicodeDecodeError:
+        payload, encoding = base64.b64encode(data).decode("ascii"), "base64"
+    letter = DeadLetter(
+        # Derived from the stream position, so a redelivered bad message dedupes to one letter.
+        id=derived_id(f"{delivery.stream}:{delivery.stream_seq}", f"dlq:{source}"),
+        ts=delivery.timestamp_ns, source=source, subject=subject, reason=reason,
+        payload=payload, payload_encoding=encoding, stream_seq=delivery.stream_seq,
+        delivered=delivery.delivered,
+    )
+    await bus.publish_encoded(outgoing(letter))
+    log.warning("dead-lettered", extra={"source": source, "subject": subject,
+                                        "stream_seq": delivery.stream_seq, "reason": reason})
+    return letter
+
 __all__ = ["ConsumerRunner", "ConsumerSpec", "ConsumerStats", "Delivery", "Handler", "TransientError",
-           "parse_ack_subject"]
+           "dead_letter", "parse_ack_subject"]
