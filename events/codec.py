@@ -21,11 +21,19 @@ from events.ids import intent_id_for
 from events.market import Bar, BookDelta, BookSnapshot, BookTop, Trade
 from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet
 from events.subjects import CANCEL_PREFIX, INTENT_PREFIX, subject_for
-from events.trading import CancelIntent, ChildCancel, ChildOrder, ExecutionReport, OrderIntent, RiskDecision
+from events.trading import (
+    CancelIntent,
+    ChildCancel,
+    ChildOrder,
+    ExecutionReport,
+    OrderIntent,
+    ParentOrderCompleted,
+    RiskDecision,
+)
 
 EVENT_TYPES: tuple[type[Event], ...] = (
     Trade, BookSnapshot, BookDelta, BookTop, Bar,
-    OrderIntent, CancelIntent, RiskDecision, ChildOrder, ChildCancel, ExecutionReport,
+    OrderIntent, CancelIntent, RiskDecision, ChildOrder, ChildCancel, ExecutionReport, ParentOrderCompleted,
     TargetWeightsSet, RebalanceProposed, ReconciliationBreak,
     KillSwitchEngaged, KillSwitchReleased, CircuitBreakerTripped, CircuitBreakerReset,
     TradingStateChanged, LimitsChanged, TimerFired,
@@ -33,6 +41,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 )
 AnyEvent = (Trade | BookSnapshot | BookDelta | BookTop | Bar
             | OrderIntent | CancelIntent | RiskDecision | ChildOrder | ChildCancel | ExecutionReport
+            | ParentOrderCompleted
             | TargetWeightsSet | RebalanceProposed | ReconciliationBreak
             | KillSwitchEngaged | KillSwitchReleased | CircuitBreakerTripped | CircuitBreakerReset
             | TradingStateChanged | LimitsChanged | TimerFired

@@ -142,7 +142,9 @@ class ConsumerRunner:
             while not self._stopping.is_set():
                 try:
                     messages = await subscription.fetch(self.spec.batch, timeout=self.spec.fetch_timeout_s)
-                except nats.errors.TimeoutError:
+                except TimeoutError:
+                    # nats.errors.TimeoutError subclasses it, and nats-py's fetch may also raise the
+                    # builtin asyncio one: both mean "nothing arrived in time".
                     self.stats.fetch_timeouts += 1
                     continue
                 except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError) as exc:

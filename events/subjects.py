@@ -18,7 +18,15 @@ from events.control import (
 )
 from events.market import Bar, BookDelta, BookSnapshot, BookTop, Trade
 from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet
-from events.trading import CancelIntent, ChildCancel, ChildOrder, ExecutionReport, OrderIntent, RiskDecision
+from events.trading import (
+    CancelIntent,
+    ChildCancel,
+    ChildOrder,
+    ExecutionReport,
+    OrderIntent,
+    ParentOrderCompleted,
+    RiskDecision,
+)
 
 _TOKEN = re.compile(TOKEN_PATTERN)
 # Control events without an account go to the `all` scope.
@@ -103,6 +111,8 @@ def subject_for(event: Event) -> str:
             return f"sq.exec.child.{venue}.{account}"
         case ExecutionReport(venue=venue, account=account):
             return f"sq.exec.report.{venue}.{account}"
+        case ParentOrderCompleted(account=account):
+            return f"sq.exec.tca.{account}"
         case TargetWeightsSet(account=account):
             return f"sq.pf.targets.{account}"
         case RebalanceProposed(account=account):

@@ -192,3 +192,46 @@ class ExecutionReport(Event, frozen=True, kw_only=True):
         check_decimal("leaves_quantity", self.leaves_quantity, non_negative=True)
         if self.last_price is not None:
             check_decimal("last_price", self.last_price, positive=True)
+
+
+ParentStatus = Literal["FILLED", "CANCELLED", "EXPIRED"]
+
+
+class ParentOrderCompleted(Event, frozen=True, kw_only=True):
+    """A parent order stopped working, with its transaction cost analysis.
+
+    status: FILLED (all of it), CANCELLED (by a cancel intent or the kill switch), EXPIRED (the
+    schedule ran out, or an IOC/market child could not fill, with some quantity left).
+
+    Sign convention: `shortfall_bps` and `vwap_slippage_bps` are costs, positive when the order
+    did worse than the benchmark — a BUY paid more, a SELL received less:
+    `side_sign * (average_price - benchmark) / benchmark * 10_000`, side_sign +1 BUY, -1 SELL.
+    `arrival_price` is the mid (best bid and best ask over the candidate venues) when the risk
+    decision arrived, else the last trade; `interval_vwap` is the VWAP of the market trades in
+    the symbol (every venue) from the decision to completion. Fields are None when their inputs
+    are missing (no fills, no arrival quote, no market trades). Fees are not in the bps figures;
+    `fees` is their sum in the fee currency of the venue reports.
+    """
+
+    order_id: EventId
+    account: Token
+    client_order_id: str
+    symbol: Token
+    side: Side
+    algo: str
+    status: ParentStatus
+    reason: str | None = None
+    quantity: Decimal
+    filled_quantity: Decimal
+    children: int
+    start_ts: TimestampNs
+    end_ts: TimestampNs
+    arrival_price: Decimal | None = None
+    average_price: Decimal | None = None
+    fees: Decimal = Decimal(0)
+    shortfall_bps: Decimal | None = None
+    interval_vwap: Decimal | None = None
+    vwap_slippage_bps: Decimal | None = None
+    market_volume: Decimal = Decimal(0)
+    participation: Decimal | None = None
+    schedule_note: str | None = None

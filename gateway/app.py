@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from gateway import routes_auth, routes_orders, routes_schema
+from gateway import routes_auth, routes_orders, routes_query, routes_schema
 from gateway.auth import client_address
 from gateway.errors import Handler, json_errors, too_many_requests
 from gateway.state import GATEWAY, Gateway
@@ -50,8 +50,13 @@ async def _healthz(_request: web.Request) -> web.Response:
 
 async def _readyz(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
-    checks = {"bus": gateway.bus is not None and gateway.bus.nc.is_connected}
-    ready = all(checks.values())
+    checks: dict[str, object] = {"bus": gateway.bus is not None and gateway.bus.nc.is_connected}
+    if gateway.projections is not None:
+        lag = gateway.projections.lag()
+        checks["projections_caught_up"] = gateway.projections.caught_up.is_set()
+        checks["projection_lag_events"] = lag
+        checks["projections_current"] = lag < gateway.config.max_ready_lag
+    ready = all(value for key, value in checks.items() if key != "projection_lag_events")
     return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
 
 
@@ -64,6 +69,7 @@ def create_app(gateway: Gateway) -> web.Application:
     app.router.add_get("/metrics", _metrics)
     routes_auth.register(app)
     routes_orders.register(app)
+    routes_query.register(app)
     routes_schema.register(app)
 
     async def follow_watermarks(app: web.Application) -> AsyncIterator[None]:

@@ -102,12 +102,30 @@ def _cmd_user_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# `sq processor NAME`: each module offers add_arguments(parser) and main(args) -> exit code.
+PROCESSORS: dict[str, tuple[str, str]] = {
+    "recorder": ("store.recorder", "JetStream to WAL, one log per stream, with durable watermarks"),
+    "risk": ("processors.risk.runner", "pre-trade risk checks, circuit breakers, kill switch"),
+}
+
+
+def _cmd_processor(args: argparse.Namespace) -> int:
+    """Run one processor as its own process."""
+    import importlib
+
+    module = importlib.import_module(PROCESSORS[args.processor][0])
+    code: int = module.main(args)
+    return code
+
+
 Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
 
 
 def _part_registrars() -> list[Registrar]:
     """Subcommands that live with the part they operate (store's `wal`, market data's `md`, …)."""
-    return []
+    from store.cli import register as register_store
+
+    return [register_store]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +170,16 @@ def build_parser() -> argparse.ArgumentParser:
     listing = user_sub.add_parser("list", help="list users, roles and accounts")
     listing.add_argument("--data-dir", default="var")
     listing.set_defaults(func=_cmd_user_list)
+
+    processor = sub.add_parser("processor", help="run one processor as its own process (see ARCHITECTURE.md)")
+    processor_sub = processor.add_subparsers(dest="processor", required=True, metavar="NAME")
+    for name, (module_name, summary) in PROCESSORS.items():
+        import importlib
+
+        module = importlib.import_module(module_name)
+        parser_for = processor_sub.add_parser(name, help=summary, description=module.__doc__)
+        module.add_arguments(parser_for)
+        parser_for.set_defaults(func=_cmd_processor)
 
     for register in _part_registrars():
         register(sub)

@@ -13,6 +13,7 @@ from gateway.secrets import jwt_signing_key, load_master_key
 from gateway.tokens import Claims, TokenIssuer
 from gateway.users import UserStore
 from gateway.watermarks import Watermarks
+from projections.service import Projections
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class GatewayConfig:
     # Acknowledge an order only once the recorder reports it in the WAL (ARCHITECTURE.md, principle 5).
     durable_ack: bool = True
     durable_timeout_s: float = 5.0
+    # /readyz fails while more live events than this wait to be folded into the projections.
+    max_ready_lag: int = 10_000
 
     @property
     def secrets_dir(self) -> Path:
@@ -44,6 +47,7 @@ class Gateway:
     users: UserStore
     tokens: TokenIssuer
     bus: Bus | None
+    projections: Projections | None = None
     watermarks: Watermarks = field(default_factory=Watermarks)
     ip_limits: TokenBuckets = field(init=False)
     user_limits: TokenBuckets = field(init=False)
@@ -55,11 +59,12 @@ class Gateway:
         self.login_failures = TokenBuckets(self.config.login_failures_refill_per_s, self.config.login_failures_burst)
 
     @classmethod
-    def open(cls, config: GatewayConfig, bus: Bus | None) -> Gateway:
+    def open(cls, config: GatewayConfig, bus: Bus | None, projections: Projections | None = None) -> Gateway:
         """Load (or create) the secrets under the data dir and build the shared state."""
         master = load_master_key(config.secrets_dir)
         tokens = TokenIssuer(jwt_signing_key(master), config.secrets_dir / "revoked.json")
-        return cls(config=config, users=UserStore(config.secrets_dir), tokens=tokens, bus=bus)
+        return cls(config=config, users=UserStore(config.secrets_dir), tokens=tokens, bus=bus,
+                   projections=projections)
 
 
 GATEWAY = web.AppKey("gateway", Gateway)

@@ -1,0 +1,202 @@
+"""Reads over HTTP: orders, fills, positions and P&L (with as_of), candles, book tops, audit trails, and SQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from aiohttp import web
+
+from gateway.auth import authenticate
+from gateway.errors import ApiError, bad_request, not_found
+from gateway.routes_auth import read_json
+from gateway.state import GATEWAY
+from gateway.tokens import Claims
+from projections.query import QueryError
+from projections.service import Projections
+from projections.tables import ROW_TYPES
+
+_json = msgspec.json.Encoder(decimal_format="string")
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 10_000
+_READERS = ("viewer", "trader", "risk", "admin")
+
+
+class QueryRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of POST /v1/query."""
+
+    sql: Annotated[str, msgspec.Meta(min_length=1, max_length=20_000)]
+    max_rows: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT)] = 1_000
+
+
+_query_decoder = msgspec.json.Decoder(QueryRequest)
+
+
+def _respond(payload: object, status: int = 200) -> web.Response:
+    return web.Response(body=_json.encode(payload), status=status, content_type="application/json")
+
+
+def _projections(request: web.Request) -> Projections:
+    projections = request.app[GATEWAY].projections
+    if projections is None:
+        raise ApiError(503, "unavailable", "projections are not running in this gateway")
+    return projections
+
+
+def visible_accounts(claims: Claims) -> tuple[str, ...] | None:
+    """None (every account) for risk and admin; otherwise the accounts the token grants."""
+    return None if {"risk", "admin"} & set(claims.roles) else claims.accounts
+
+
+def _limit(request: web.Request) -> int:
+    raw = request.query.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise bad_request(f"limit {raw!r} must be a whole number from 1 to {MAX_LIMIT}")
+    return int(raw)
+
+
+def _as_of(request: web.Request) -> int | None:
+    """`as_of` as ns since epoch: an integer of ns, or an ISO-8601 time with a zone."""
+    raw = request.query.get("as_of")
+    if raw is None:
+        return None
+    if raw.isdigit():
+        return int(raw)
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise bad_request(f"as_of {raw!r} is neither ns since epoch nor an ISO-8601 time") from exc
+    if moment.tzinfo is None:
+        raise bad_request(f"as_of {raw!r} needs a time zone (e.g. Z)")
+    return int(moment.timestamp() * 1_000_000_000)
+
+
+async def _select(request: web.Request, sql: str, parameters: Sequence[object], *, as_of: int | None = None,
+                  limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
+    """Run SQL over the caller's visible tables (current, or rebuilt at `as_of`) in a worker thread."""
+    claims = await authenticate(request, *_READERS)
+    projections = _projections(request)
+    accounts = visible_accounts(claims)
+    requested = request.query.get("account")
+    if requested is not None:
+        if accounts is not None and requested not in accounts:
+            raise ApiError(403, "forbidden", f"account {requested} is not one of yours")
+        accounts = (requested,)
+    if as_of is None:
+        tables = projections.tables(accounts=accounts)
+    else:
+        state = await asyncio.to_thread(projections.as_of, as_of)
+        tables = projections.tables(state, accounts=accounts)
+    try:
+        result = await asyncio.to_thread(projections.query, sql, tables, list(parameters), limit)
+    except QueryError as exc:
+        raise bad_request(exc.reason, "invalid_query") from exc
+    rows: list[dict[str, Any]] = result.table.to_pylist()
+    return rows
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    """GET /v1/orders: recent parent orders (optional ?status=, ?symbol=)."""
+    clauses, parameters = ["1=1"], []
+    for column in ("status", "symbol"):
+        if column in request.query:
+            clauses.append(f"{column} = ?")
+            parameters.append(request.query[column])
+    sql = f"select * from orders where {' and '.join(clauses)} order by created_ts desc"
+    return _respond({"orders": await _select(request, sql, parameters, limit=_limit(request))})
+
+
+async def get_order(request: web.Request) -> web.Response:
+    """GET /v1/orders/{id}: state, filled quantity, average price, decision, children and fills."""
+    order_id = request.match_info["order_id"]
+    orders = await _select(request, "select * from orders where order_id = ?", [order_id])
+    if not orders:
+        raise not_found(f"order {order_id} is not known (or not one of yours)")
+    children = await _select(request, "select * from children where order_id = ? order by slice_index, created_ts",
+                             [order_id], limit=MAX_LIMIT)
+    fills = await _select(request, "select * from fills where order_id = ? order by ts", [order_id], limit=MAX_LIMIT)
+    decisions = await _select(request, "select * from decisions where order_id = ?", [order_id])
+    return _respond({**orders[0], "decision": decisions[0] if decisions else None, "children": children,
+                     "fills": fills})
+
+
+async def list_fills(request: web.Request) -> web.Response:
+    """GET /v1/fills: executions, newest first (optional ?symbol=)."""
+    clause, parameters = ("where symbol = ?", [request.query["symbol"]]) if "symbol" in request.query else ("", [])
+    sql = f"select * from fills {clause} order by ts desc"
+    return _respond({"fills": await _select(request, sql, parameters, limit=_limit(request))})
+
+
+async def positions(request: web.Request) -> web.Response:
+    """GET /v1/positions (?as_of=): positions with marks and P&L."""
+    as_of = _as_of(request)
+    rows = await _select(request, "select * from positions order by account, symbol", [], as_of=as_of,
+                         limit=MAX_LIMIT)
+    return _respond({"as_of": as_of, "positions": rows})
+
+
+async def pnl(request: web.Request) -> web.Response:
+    """GET /v1/pnl (?as_of=): the P&L time series per account."""
+    as_of = _as_of(request)
+    rows = await _select(request, "select * from pnl order by account, ts", [], as_of=as_of, limit=_limit(request))
+    return _respond({"as_of": as_of, "pnl": rows})
+
+
+async def candles(request: web.Request) -> web.Response:
+    """GET /v1/candles?symbol=&interval=&venue=: bars, oldest first."""
+    clauses, parameters = ["1=1"], []
+    for column in ("symbol", "interval", "venue"):
+        if column in request.query:
+            clauses.append(f'"{column}" = ?')
+            parameters.append(request.query[column])
+    sql = f"select * from (select * from candles where {' and '.join(clauses)} order by open_time desc limit ?) " \
+          "order by open_time"
+    limit = _limit(request)
+    return _respond({"candles": await _select(request, sql, [*parameters, limit], limit=limit)})
+
+
+async def book(request: web.Request) -> web.Response:
+    """GET /v1/book/{venue}/{symbol}: the latest book top."""
+    venue, symbol = request.match_info["venue"], request.match_info["symbol"]
+    rows = await _select(request, "select * from book_tops where venue = ? and symbol = ?", [venue, symbol])
+    if not rows:
+        raise not_found(f"no book for {venue}/{symbol} yet")
+    return _respond(rows[0])
+
+
+async def audit_order(request: web.Request) -> web.Response:
+    """GET /v1/audit/orders/{id}: every event of the order in log order, with stream and WAL sequence."""
+    order_id = request.match_info["order_id"]
+    orders = await _select(request, "select account from orders where order_id = ?", [order_id])
+    if not orders:
+        raise not_found(f"order {order_id} is not known (or not one of yours)")
+    rows = await _select(request, "select * from audit where order_id = ? order by stored_ts, stream, seq",
+                         [order_id], limit=MAX_LIMIT)
+    return _respond({"order_id": order_id, "events": rows})
+
+
+async def run_query(request: web.Request) -> web.Response:
+    """POST /v1/query {sql}: read-only DuckDB over the caller's visible tables."""
+    body = await read_json(request, _query_decoder)
+    assert isinstance(body, QueryRequest)
+    rows = await _select(request, body.sql, [], limit=body.max_rows)
+    return _respond({"rows": rows, "row_count": len(rows), "tables": sorted(ROW_TYPES)})
+
+
+def register(app: web.Application) -> None:
+    """Add the read routes."""
+    app.router.add_get("/v1/orders", list_orders)
+    app.router.add_get("/v1/orders/{order_id}", get_order)
+    app.router.add_get("/v1/fills", list_fills)
+    app.router.add_get("/v1/positions", positions)
+    app.router.add_get("/v1/pnl", pnl)
+    app.router.add_get("/v1/candles", candles)
+    app.router.add_get("/v1/book/{venue}/{symbol}", book)
+    app.router.add_get("/v1/audit/orders/{order_id}", audit_order)
+    app.router.add_post("/v1/query", run_query)
+
+
+__all__ = ["register"]

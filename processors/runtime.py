@@ -1,0 +1,68 @@
+"""What every processor process shares: common options, the bus, probes and metrics, signals, the host loop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from events._base import Event
+from events.bus import Bus, resolve_url
+from events.codec import AnyEvent
+from events.logs import configure_logging
+from processors.service import start_service_http
+from processors.host import ProcessorHost
+from store.follow import SubjectFilter
+
+log = logging.getLogger(__name__)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, default_port: int) -> None:
+    """--nats-url, --data-dir (the WAL lives under it) and --port (probes and metrics)."""
+    parser.add_argument("--nats-url", default=None, help="NATS server URL(s), comma-separated (default $SQ_NATS_URL "
+                                                         "or nats://127.0.0.1:4222)")
+    parser.add_argument("--data-dir", default="var", help="data directory; the WAL is read from DATA_DIR/wal")
+    parser.add_argument("--port", type=int, default=default_port,
+                        help=f"port for /healthz, /readyz and /metrics (default {default_port})")
+    parser.add_argument("--log-level", default="INFO", help="log level (default INFO)")
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM, for a clean shutdown."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def run_core(name: str, args: argparse.Namespace, *, streams: Sequence[str], state: Any,
+                   decide: Callable[[Any, AnyEvent], list[Event]], evolve: Callable[[Any, AnyEvent], Any],
+                   apply_outputs: bool = False, wanted: SubjectFilter | None = None,
+                   companions: Sequence[Callable[[Bus, asyncio.Event], Coroutine[Any, Any, None]]] = ()) -> int:
+    """Run a pure core as a service until SIGINT/SIGTERM: rebuild from the WAL, then follow JetStream.
+
+    `companions` run beside the core with the same bus and stop event (the router's timer).
+    """
+    configure_logging(name, args.log_level)
+    bus = await Bus.connect(resolve_url(args.nats_url), name=name)
+    await bus.ensure_streams()
+    host = ProcessorHost(name=name, bus=bus, wal_root=Path(args.data_dir) / "wal", streams=streams, state=state,
+                         decide=decide, evolve=evolve, wanted=wanted, apply_outputs=apply_outputs)
+    http = await start_service_http(args.port, ready=host.caught_up.is_set)
+    stop = stop_on_signals()
+    log.info("started", extra={"processor": name, "streams": list(streams), "port": args.port})
+    beside = [asyncio.create_task(companion(bus, stop)) for companion in companions]
+    try:
+        await host.run(stop)
+    finally:
+        stop.set()
+        await asyncio.gather(*beside)
+        await http.cleanup()
+        await bus.close()
+    log.info("stopped", extra={"processor": name, "events": host.applied})
+    return 0

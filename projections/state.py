@@ -1,0 +1,213 @@
+"""The read models' state and the pure function that folds one logged event into it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from events.market import Bar, BookTop, Trade
+from events.trading import CancelIntent, ChildCancel, ChildOrder, ExecutionReport, OrderIntent, RiskDecision
+from processors.positions import Position, apply_fill
+from projections.rows import (
+    ZERO,
+    AuditRow,
+    CandleRow,
+    ChildRow,
+    DecisionRow,
+    FillRow,
+    OrderRow,
+    PnlPoint,
+    PositionRow,
+    TopRow,
+)
+from store.follow import Envelope
+
+PNL_MARK_INTERVAL_NS = 60 * 1_000_000_000
+_DONE = frozenset({"FILLED", "CANCELLED", "REJECTED"})
+
+
+@dataclass
+class ProjectionState:
+    """Every read model, keyed for incremental updates; `positions` maps stream name to last applied seq."""
+
+    orders: dict[str, OrderRow] = field(default_factory=dict)
+    children: dict[str, ChildRow] = field(default_factory=dict)
+    fills: list[FillRow] = field(default_factory=list)
+    decisions: list[DecisionRow] = field(default_factory=list)
+    candles: dict[tuple[str, str, str, int], CandleRow] = field(default_factory=dict)
+    tops: dict[tuple[str, str], TopRow] = field(default_factory=dict)
+    audit: list[AuditRow] = field(default_factory=list)
+    positions: dict[tuple[str, str], Position] = field(default_factory=dict)
+    marks: dict[str, tuple[Decimal, int]] = field(default_factory=dict)
+    pnl: list[PnlPoint] = field(default_factory=list)
+    last_pnl_ts: dict[str, int] = field(default_factory=dict)
+    seen_reports: set[str] = field(default_factory=set)
+    stream_positions: dict[str, int] = field(default_factory=dict)
+    version: int = 0
+
+    def position_rows(self) -> list[PositionRow]:
+        """Positions with their latest mark and unrealized P&L."""
+        rows = []
+        for (account, symbol), position in sorted(self.positions.items()):
+            mark = self.marks.get(symbol, (None, 0))[0]
+            unrealized = position.unrealized_pnl(mark) if mark is not None else None
+            rows.append(PositionRow(
+                account=account, symbol=symbol, quantity=position.quantity, avg_price=position.avg_price,
+                cost=position.cost, realized_pnl=position.realized_pnl, fees=position.fees, mark=mark,
+                unrealized_pnl=unrealized, net_pnl=position.net_pnl(mark) if mark is not None else None,
+                fills=position.fills, updated_ts=position.last_ts))
+        return rows
+
+
+def _order_id_of(event: object) -> str | None:
+    match event:
+        case OrderIntent(id=order_id):
+            return order_id
+        case RiskDecision(order_id=order_id) | ChildOrder(order_id=order_id) | ChildCancel(order_id=order_id):
+            return order_id
+        case ExecutionReport(order_id=order_id):
+            return order_id
+        case CancelIntent(order_id=order_id):
+            return order_id
+    return None
+
+
+def evolve(state: ProjectionState, envelope: Envelope) -> ProjectionState:
+    """Fold one logged event into the read models (in place: the state is owned by one loop)."""
+    event = envelope.event
+    state.stream_positions[envelope.stream] = envelope.seq
+    state.version += 1
+    order_id = _order_id_of(event)
+    if order_id is not None:
+        state.audit.append(AuditRow(order_id=order_id, stream=envelope.stream, seq=envelope.seq,
+                                    stored_ts=envelope.stored_ts, event_ts=event.ts,
+                                    event_type=type(event).__name__, event_id=event.id, subject=envelope.subject,
+                                    causation_id=event.causation_id))
+    match event:
+        case OrderIntent():
+            _on_intent(state, event)
+        case RiskDecision():
+            _on_decision(state, event)
+        case ChildOrder():
+            _on_child(state, event)
+        case ExecutionReport():
+            _on_report(state, event)
+        case CancelIntent(order_id=target) if target is not None and target in state.orders:
+            state.orders[target].cancel_requested = True
+            state.orders[target].updated_ts = event.ts
+        case Trade(symbol=symbol, price=price, ts=ts):
+            _mark(state, symbol, price, ts)
+        case Bar():
+            key = (event.venue, event.symbol, event.interval, event.open_time)
+            state.candles[key] = CandleRow(venue=event.venue, symbol=event.symbol, interval=event.interval,
+                                           open_time=event.open_time, open=event.open, high=event.high,
+                                           low=event.low, close=event.close, volume=event.volume,
+                                           trade_count=event.trade_count)
+        case BookTop():
+            state.tops[(event.venue, event.symbol)] = TopRow(
+                venue=event.venue, symbol=event.symbol, ts=event.ts, last_update_id=event.last_update_id,
+                bid_price=event.bid_price, bid_size=event.bid_size, ask_price=event.ask_price,
+                ask_size=event.ask_size, imbalance=event.imbalance)
+    return state
+
+
+def _on_intent(state: ProjectionState, intent: OrderIntent) -> None:
+    if intent.id in state.orders:
+        return
+    state.orders[intent.id] = OrderRow(
+        order_id=intent.id, account=intent.account, client_order_id=intent.client_order_id, symbol=intent.symbol,
+        side=intent.side, quantity=intent.quantity, limit_price=intent.limit_price, algo=intent.algo_kind,
+        time_in_force=intent.time_in_force, strategy=intent.strategy, status="PENDING_RISK",
+        created_ts=intent.ts, updated_ts=intent.ts)
+
+
+def _on_decision(state: ProjectionState, decision: RiskDecision) -> None:
+    state.decisions.append(DecisionRow(
+        decision_id=decision.id, order_id=decision.order_id, account=decision.account, symbol=decision.symbol,
+        accepted=decision.accepted, failed_checks=",".join(f.check for f in decision.failures),
+        reasons="; ".join(f.reason for f in decision.failures), checks_run=decision.checks_run, ts=decision.ts))
+    order = state.orders.get(decision.order_id)
+    if order is None:
+        return
+    order.accepted = decision.accepted
+    order.reasons = "; ".join(f"{f.check}: {f.reason}" for f in decision.failures)
+    order.status = "ACCEPTED" if decision.accepted else "REJECTED"
+    order.updated_ts = decision.ts
+
+
+def _on_child(state: ProjectionState, child: ChildOrder) -> None:
+    if child.child_id in state.children:
+        return
+    state.children[child.child_id] = ChildRow(
+        child_id=child.child_id, order_id=child.order_id, account=child.account, venue=child.venue,
+        symbol=child.symbol, side=child.side, quantity=child.quantity, limit_price=child.limit_price,
+        status="NEW", slice_index=child.slice_index, created_ts=child.ts, updated_ts=child.ts)
+    order = state.orders.get(child.order_id)
+    if order is not None:
+        order.children += 1
+        order.working_children += 1
+        if order.status == "ACCEPTED":
+            order.status = "WORKING"
+        order.updated_ts = child.ts
+
+
+def _on_report(state: ProjectionState, report: ExecutionReport) -> None:
+    if report.id in state.seen_reports:
+        return
+    state.seen_reports.add(report.id)
+    child = state.children.get(report.child_id)
+    was_done = child is not None and child.status in _DONE
+    if child is not None:
+        child.status = report.status
+        child.cum_quantity = max(child.cum_quantity, report.cum_quantity)
+        child.updated_ts = report.ts
+    order = state.orders.get(report.order_id)
+    if report.last_quantity > 0 and report.last_price is not None:
+        state.fills.append(FillRow(
+            report_id=report.id, order_id=report.order_id, child_id=report.child_id, account=report.account,
+            venue=report.venue, symbol=report.symbol, side=report.side, quantity=report.last_quantity,
+            price=report.last_price, fee=report.fee, liquidity=report.liquidity, ts=report.ts))
+        key = (report.account, report.symbol)
+        position = state.positions.get(key) or Position(account=report.account, symbol=report.symbol)
+        state.positions[key] = apply_fill(position, report.side, report.last_quantity, report.last_price,
+                                          report.fee, report.ts)
+        if order is not None:
+            order.filled_quantity += report.last_quantity
+            order.notional += report.last_quantity * report.last_price
+            order.fees += report.fee
+            order.avg_price = order.notional / order.filled_quantity
+        _record_pnl(state, report.account, report.ts)
+    if order is None:
+        return
+    if report.status in _DONE and not was_done:
+        order.working_children = max(0, order.working_children - 1)
+    if order.filled_quantity >= order.quantity:
+        order.status = "FILLED"
+    elif order.working_children == 0 and (order.cancel_requested or report.status == "CANCELLED"):
+        # Cancelled, possibly after partial fills (filled_quantity says how much).
+        order.status = "CANCELLED"
+    elif order.filled_quantity > 0:
+        order.status = "PARTIALLY_FILLED"
+    order.updated_ts = report.ts
+
+
+def _mark(state: ProjectionState, symbol: str, price: Decimal, ts: int) -> None:
+    state.marks[symbol] = (price, ts)
+    for account in {account for account, held in state.positions if held == symbol}:
+        if ts - state.last_pnl_ts.get(account, 0) >= PNL_MARK_INTERVAL_NS:
+            _record_pnl(state, account, ts)
+
+
+def _record_pnl(state: ProjectionState, account: str, ts: int) -> None:
+    realized = unrealized = fees = ZERO
+    for (held_account, symbol), position in state.positions.items():
+        if held_account != account:
+            continue
+        realized += position.realized_pnl
+        fees += position.fees
+        mark = state.marks.get(symbol)
+        if mark is not None:
+            unrealized += position.unrealized_pnl(mark[0])
+    state.pnl.append(PnlPoint(account=account, ts=ts, realized_pnl=realized, unrealized_pnl=unrealized, fees=fees,
+                              net_pnl=realized + unrealized - fees))
+    state.last_pnl_ts[account] = ts

@@ -1,0 +1,152 @@
+"""Catch up from the WAL, then follow JetStream live: the input side of every processor and projection.
+
+History from several streams is merged by the time the broker stored each message (the
+recorder keeps JetStream's timestamp as the record time), then stream order; live delivery
+starts right after the last sequence the WAL held for each stream, with ordered consumers, so
+no consumer state on the server is relied on (ARCHITECTURE.md, principle 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from prometheus_client import Counter
+
+from events.bus import Bus
+from events.codec import AnyEvent, EventDecodeError, complete_intent, decode_for_subject
+from events.consumer import dead_letter, parse_ack_subject
+from events.trading import CancelIntent, OrderIntent
+from store.reader import Record, WalReader
+
+log = logging.getLogger(__name__)
+
+UNDECODABLE = Counter("sq_follow_undecodable_total", "Messages that were not valid events, by phase",
+                      ["source", "phase"])
+SubjectFilter = Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """An event with where it sits in the log: stream, stream sequence, subject and broker time."""
+
+    event: AnyEvent
+    stream: str
+    seq: int
+    subject: str
+    stored_ts: int
+    live: bool
+
+
+def completed(event: AnyEvent, stored_ts: int) -> AnyEvent:
+    """Intents from outside may lack id and ts: fill them from the broker time, identically live and in replay."""
+    if isinstance(event, OrderIntent | CancelIntent) and (not event.id or not event.ts):
+        result: AnyEvent = complete_intent(event, stored_ts)
+        return result
+    return event
+
+
+def wal_dir(wal_root: Path, stream: str) -> Path:
+    """Where the recorder keeps the WAL of one stream."""
+    return wal_root / stream
+
+
+def last_recorded(wal_root: Path, streams: Sequence[str]) -> dict[str, int]:
+    """The last WAL sequence per stream (0 where nothing is recorded yet)."""
+    positions = {}
+    for stream in streams:
+        directory = wal_dir(wal_root, stream)
+        positions[stream] = (WalReader(directory, persist_index=False).last_seq or 0) if directory.exists() else 0
+    return positions
+
+
+def history(wal_root: Path, streams: Sequence[str], after: Mapping[str, int], *, source: str,
+            until: Mapping[str, int] | None = None, wanted: SubjectFilter | None = None) -> Iterator[Envelope]:
+    """Recorded events in (after[stream], until[stream]], merged by (broker time, stream, sequence).
+
+    A record that is not a valid event was dead-lettered when it first arrived; here it is
+    counted and skipped, so a rebuild never stops on it.
+    """
+    def tagged(index: int, stream: str) -> Iterator[tuple[int, int, int, str, Record]]:
+        directory = wal_dir(wal_root, stream)
+        if not directory.exists():
+            return
+        end = until.get(stream) if until is not None else None
+        for record in WalReader(directory).records(start_seq=after.get(stream, 0) + 1, end_seq=end):
+            yield record.ts, index, record.seq, stream, record
+
+    merged = heapq.merge(*(tagged(i, s) for i, s in enumerate(streams)), key=lambda item: item[:3])
+    for ts, _, seq, stream, record in merged:
+        if wanted is not None and not wanted(record.subject):
+            continue
+        try:
+            event = decode_for_subject(record.subject, record.payload)
+        except EventDecodeError:
+            UNDECODABLE.labels(source, "history").inc()
+            continue
+        yield Envelope(completed(event, ts), stream, seq, record.subject, ts, live=False)
+
+
+class LiveFeed:
+    """Ordered push consumers, one per stream, starting after given sequences, merged into one queue."""
+
+    def __init__(self, bus: Bus, streams: Sequence[str], after: Mapping[str, int], *, source: str,
+                 wanted: SubjectFilter | None = None, queue_size: int = 10_000) -> None:
+        self.bus = bus
+        self.streams = list(streams)
+        self.after = dict(after)
+        self.source = source
+        self.wanted = wanted
+        self._queue: asyncio.Queue[Envelope] = asyncio.Queue(queue_size)
+        self._subscriptions: list[object] = []
+
+    async def start(self) -> None:
+        """Create the consumers; delivery begins at once."""
+        for stream in self.streams:
+            start = self.after.get(stream, 0) + 1
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+            subscription = await self.bus.js.subscribe(
+                "", stream=stream, ordered_consumer=True, config=config, cb=self._on_message,
+                idle_heartbeat=2.0, flow_control=True)
+            self._subscriptions.append(subscription)
+
+    async def _on_message(self, msg: Msg) -> None:
+        delivery = parse_ack_subject(msg.subject, msg.reply)
+        if self.wanted is not None and not self.wanted(msg.subject):
+            return
+        try:
+            event = decode_for_subject(msg.subject, msg.data)
+        except EventDecodeError as exc:
+            UNDECODABLE.labels(self.source, "live").inc()
+            await dead_letter(self.bus, self.source, msg.subject, msg.data, delivery, exc.reason)
+            return
+        # Blocks when the processor falls behind: the server's flow control then slows delivery.
+        await self._queue.put(Envelope(completed(event, delivery.timestamp_ns), delivery.stream,
+                                       delivery.stream_seq, msg.subject, delivery.timestamp_ns, live=True))
+
+    async def stop(self) -> None:
+        """Stop delivery."""
+        for subscription in self._subscriptions:
+            await subscription.unsubscribe()  # type: ignore[attr-defined]
+        self._subscriptions.clear()
+
+    def drain(self, limit: int) -> list[Envelope]:
+        """Up to `limit` envelopes already waiting, without blocking (to batch live work)."""
+        batch: list[Envelope] = []
+        while len(batch) < limit and not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    def lag(self) -> int:
+        """Events received but not yet taken by the processor."""
+        return self._queue.qsize()
+
+    async def __aiter__(self) -> AsyncIterator[Envelope]:
+        while True:
+            yield await self._queue.get()

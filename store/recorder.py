@@ -1,0 +1,207 @@
+"""`sq processor recorder`: JetStream → WAL, one log per stream, each record keyed by its stream sequence.
+
+On start it opens each stream's WAL (recovering a torn tail), reads the last sequence there and
+consumes from the next one with an ordered consumer: no consumer state on the server is trusted,
+so every message is recorded exactly once whatever happened before. Messages that arrive within a
+few milliseconds of each other share one write and one fdatasync (group commit); after each, the
+durable watermark `{"stream", "seq"}` is published on `sq.wal.watermark.<stream>` so producers
+(the gateway) can acknowledge only what is durable (ARCHITECTURE.md, principle 5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from prometheus_client import Counter, Gauge, Histogram
+
+from events.bus import Bus
+from events.consumer import parse_ack_subject
+from events.subjects import STREAMS, WATERMARK_PREFIX
+from store.follow import wal_dir
+from store.writer import Entry, WalWriter
+
+log = logging.getLogger(__name__)
+
+RECORDED = Counter("sq_recorder_records_total", "Messages made durable in the WAL", ["stream"])
+LAG = Gauge("sq_recorder_lag_events", "Stream last sequence minus WAL durable sequence", ["stream"])
+DURABLE_SEQ = Gauge("sq_recorder_durable_seq", "Last stream sequence durable in the WAL", ["stream"])
+COMMIT_SECONDS = Histogram("sq_wal_group_commit_seconds", "Write + fdatasync time of one group commit",
+                           ["stream"], buckets=(1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.5, 1))
+DEFAULT_PORT = 50059
+
+
+class StreamResetError(RuntimeError):
+    """The broker's stream is behind the WAL: its storage was lost and must be restored from the WAL."""
+
+    def __init__(self, stream: str, stream_last: int, wal_last: int) -> None:
+        super().__init__(f"stream {stream} ends at sequence {stream_last} but the WAL already holds {wal_last}: "
+                         f"the broker's storage was lost; restore it with `sq replay --republish` first")
+        self.stream = stream
+        self.stream_last = stream_last
+        self.wal_last = wal_last
+
+
+class _TypeTag(msgspec.Struct):
+    """Just the event's type tag, read without decoding the rest."""
+
+    type: str = ""
+
+
+_type_decoder = msgspec.json.Decoder(_TypeTag)
+
+
+def event_type_of(payload: bytes) -> str:
+    """The JSON `type` tag of a payload, or "" when absent or not JSON (garbage is recorded too)."""
+    try:
+        return _type_decoder.decode(payload).type
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ""
+
+
+class StreamRecorder:
+    """Records one JetStream stream into its WAL until stopped."""
+
+    def __init__(self, bus: Bus, stream: str, wal_root: Path, *, max_batch: int = 4096,
+                 gather_s: float = 0.002) -> None:
+        self.bus = bus
+        self.stream = stream
+        self.directory = wal_dir(wal_root, stream)
+        self.max_batch = max_batch
+        self.gather_s = gather_s
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue(max_batch * 4)
+        self.writer: WalWriter | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Open the WAL, subscribe after its last sequence, and commit batches until `stop`."""
+        self.writer = await asyncio.to_thread(WalWriter.open, self.directory, contiguous=False)
+        wal_last = self.writer.last_seq or 0
+        info = await self.bus.js.stream_info(self.stream)
+        if info.state.last_seq < wal_last:
+            raise StreamResetError(self.stream, info.state.last_seq, wal_last)
+        if info.state.first_seq > wal_last + 1 and info.state.messages:
+            log.warning("stream no longer holds the messages after the WAL's end; the WAL will have a gap",
+                        extra={"stream": self.stream, "wal_last": wal_last, "stream_first": info.state.first_seq})
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=wal_last + 1)
+        subscription = await self.bus.js.subscribe("", stream=self.stream, ordered_consumer=True, config=config,
+                                                   cb=self._queue.put, idle_heartbeat=2.0, flow_control=True)
+        DURABLE_SEQ.labels(self.stream).set(wal_last)
+        log.info("recording", extra={"stream": self.stream, "from_seq": wal_last + 1, "wal": str(self.directory)})
+        lag_task = asyncio.create_task(self._watch_lag(stop))
+        try:
+            while not stop.is_set():
+                batch = await self._gather(stop)
+                if batch:
+                    await self._commit(batch)
+        finally:
+            lag_task.cancel()
+            await subscription.unsubscribe()
+            await asyncio.to_thread(self.writer.close)
+
+    async def _gather(self, stop: asyncio.Event) -> list[Msg]:
+        """The next group: wait for one message, then take what arrives within `gather_s`."""
+        getter = asyncio.ensure_future(self._queue.get())
+        stopper = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if getter not in done:
+            getter.cancel()
+            return []
+        batch = [getter.result()]
+        deadline = time.monotonic() + self.gather_s
+        while len(batch) < self.max_batch:
+            if self._queue.empty():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                except TimeoutError:
+                    break
+            else:
+                batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _commit(self, batch: list[Msg]) -> None:
+        """One write and one fdatasync for the batch, then the watermark. A WAL error is fatal."""
+        assert self.writer is not None
+        entries = []
+        for msg in batch:
+            delivery = parse_ack_subject(msg.subject, msg.reply)
+            entries.append(Entry(msg.data, delivery.timestamp_ns, msg.subject, event_type_of(msg.data),
+                                 delivery.stream_seq))
+        started = time.perf_counter()
+        await asyncio.to_thread(self.writer.append_batch, entries)
+        COMMIT_SECONDS.labels(self.stream).observe(time.perf_counter() - started)
+        last = entries[-1].seq
+        assert last is not None
+        RECORDED.labels(self.stream).inc(len(entries))
+        DURABLE_SEQ.labels(self.stream).set(last)
+        await self.bus.nc.publish(WATERMARK_PREFIX + self.stream,
+                                  json.dumps({"stream": self.stream, "seq": last}).encode())
+
+    async def _watch_lag(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            info = await self.bus.js.stream_info(self.stream)
+            durable = (self.writer.durable_seq if self.writer else None) or 0
+            LAG.labels(self.stream).set(max(0, info.state.last_seq - durable))
+            await asyncio.sleep(1.0)
+
+
+async def record(bus: Bus, wal_root: Path, streams: list[str], stop: asyncio.Event) -> None:
+    """Record every given stream until `stop`; the first fatal error stops them all."""
+    recorders = [StreamRecorder(bus, stream, wal_root) for stream in streams]
+    tasks = [asyncio.create_task(recorder.run(stop)) for recorder in recorders]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
+    finally:
+        stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for outcome in results:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                log.error("recorder stopped on an error", extra={"error": repr(outcome)})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `sq processor recorder`."""
+    from processors.runtime import add_common_arguments
+
+    add_common_arguments(parser, default_port=DEFAULT_PORT)
+    parser.add_argument("--streams", default=",".join(spec.name for spec in STREAMS),
+                        help="comma-separated streams to record (default: all)")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Record until SIGINT/SIGTERM; exit 1 if the WAL failed (nothing after the failure was acknowledged)."""
+    return asyncio.run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from events.bus import resolve_url
+    from events.logs import configure_logging
+    from processors.service import start_service_http
+    from processors.runtime import stop_on_signals
+
+    configure_logging("recorder", args.log_level)
+    bus = await Bus.connect(resolve_url(args.nats_url), name="recorder")
+    await bus.ensure_streams()
+    stop = stop_on_signals()
+    http = await start_service_http(args.port, ready=lambda: not stop.is_set())
+    try:
+        await record(bus, Path(args.data_dir) / "wal", [s for s in args.streams.split(",") if s], stop)
+    except Exception:  # noqa: BLE001 - logged with its cause; the exit code tells the supervisor
+        log.exception("recorder failed")
+        return 1
+    finally:
+        await http.cleanup()
+        await bus.close()
+    return 0
