@@ -14,8 +14,8 @@ from events._base import Event
 from events.bus import Bus, resolve_url
 from events.codec import AnyEvent
 from events.logs import configure_logging
-from processors.service import start_service_http
 from processors.host import ProcessorHost
+from processors.service import start_service_http
 from store.follow import SubjectFilter
 
 log = logging.getLogger(__name__)

@@ -188,8 +188,8 @@ def main(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace) -> int:
     from events.bus import resolve_url
     from events.logs import configure_logging
-    from processors.service import start_service_http
     from processors.runtime import stop_on_signals
+    from processors.service import start_service_http
 
     configure_logging("recorder", args.log_level)
     bus = await Bus.connect(resolve_url(args.nats_url), name="recorder")

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from events import ChildOrder, ExecutionReport, OrderIntent, RiskDecision, Trade, TwapAlgo, derived_id, subject_for
+from events import (
+    ChildOrder,
+    ExecutionReport,
+    OrderIntent,
+    RiskDecision,
+    Trade,
+    TwapAlgo,
+    derived_id,
+    subject_for,
+)
 from events.codec import AnyEvent
 from projections.checkpoint import load_checkpoint, snapshot_tables, write_checkpoint
 from projections.query import QueryError, SqlEngine
