@@ -105,7 +105,11 @@ def _cmd_user_list(args: argparse.Namespace) -> int:
 # `sq processor NAME`: each module offers add_arguments(parser) and main(args) -> exit code.
 PROCESSORS: dict[str, tuple[str, str]] = {
     "recorder": ("store.recorder", "JetStream to WAL, one log per stream, with durable watermarks"),
+    "aggregator": ("processors.aggregator.runner", "bars, L2 books and book tops from trades and depth updates"),
+    "connector": ("processors.connectors.runner", "replay recordings onto the bus (once, or looping shifted to now)"),
     "risk": ("processors.risk.runner", "pre-trade risk checks, circuit breakers, kill switch"),
+    "router": ("processors.router.runner", "parent orders to child orders (MARKET, LIMIT, TWAP, VWAP, POV), TCA"),
+    "venue-sim": ("processors.router.sim.runner", "simulated venues filling child orders against the market"),
 }
 
 
@@ -123,9 +127,10 @@ Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-ar
 
 def _part_registrars() -> list[Registrar]:
     """Subcommands that live with the part they operate (store's `wal`, market data's `md`, …)."""
+    from processors.marketdata_cli import register as register_md
     from store.cli import register as register_store
 
-    return [register_store]
+    return [register_store, register_md]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,7 @@
-"""`sq wal`: append, cat, verify and repair a log from the command line (like Kafka's dump-log)."""
+"""`sq wal` (append, cat, verify, repair one log, like Kafka's dump-log), `sq replay` and `sq store`.
+
+`sq replay` and `sq store` work on a WAL root: one log per JetStream stream at ROOT/<STREAM>/.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +54,11 @@ def register(subparsers: Any) -> None:
     fix.add_argument("--truncate-sealed", action="store_true",
                      help="also cut at damage inside a sealed segment (later segments move to .broken)")
     fix.set_defaults(func=cmd_repair)
+
+    from store._cli_ops import register_replay, register_store
+
+    register_replay(subparsers)
+    register_store(subparsers)
 
 
 def _read_lines(source: Any, lines: queue.Queue[object]) -> None:

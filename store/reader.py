@@ -166,6 +166,17 @@ class WalReader:
                 offsets = self._tail_offsets(info, view, offset)
             yield from segment_batches(view, offsets, query, subject_filter, batch_size=batch_size, views=views)
 
+    def sealed_batches(self, info: SegmentInfo, *, batch_size: int = 65536,
+                       views: bool = True) -> Iterator[pa.RecordBatch]:
+        """Every record of one sealed segment as Arrow batches, after its whole-body CRC check (export, backup)."""
+        from store._arrow import segment_batches
+
+        if info.seal is None:
+            raise ValueError(f"{info.path.name} is not sealed")
+        view = self._view(info)
+        offsets = self._sealed_offsets(info, view, HEADER_SIZE, None)
+        yield from segment_batches(view, offsets, Query(), None, batch_size=batch_size, views=views)
+
     def verify(self) -> VerifyReport:
         """Check every record's CRC, every seal and the hash chain; raise for the first damage found."""
         layout = self._checked_layout()

@@ -7,13 +7,16 @@ import os
 import threading
 import time
 from array import array
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 from crc32c import crc32c
 
+from store._batch import Columns, check_columns, frame, from_prepared
 from store._files import DirectoryLock, Opener, SegmentFile, fsync_dir, open_os_file
 from store._format import (
     HEADER_SIZE,
@@ -22,11 +25,8 @@ from store._format import (
     MAX_RECORD_SIZE,
     MAX_SEGMENT_SIZE,
     MAX_SEQ,
-    RECORD_HEADER_NO_CRC,
     RECORD_HEADER_SIZE,
-    RT_EVENT,
     SEAL_SIZE,
-    U32,
     ZERO_HASH,
     ScanResult,
     Seal,
@@ -171,16 +171,18 @@ class WalWriter:
         """Validate, encode and write a batch without syncing it (not acknowledged until `sync`)."""
         with self._write_lock:
             self._check_usable()
-            prepared = self._prepare(entries)
+            if not entries:
+                return WriteTicket(self._written_gen, [])
+            columns = self._columns(entries)
             start = 0
-            while start < len(prepared):
+            while start < len(columns):
                 tail = self._tail
                 if tail is None or (tail.size >= self._segment_size and tail.count):
-                    self._roll(prepared[start][0])
+                    self._roll(int(columns.seqs[start]))
                     tail = self._tail
                     assert tail is not None
-                start = self._write_chunk(tail, prepared, start)
-            return WriteTicket(self._written_gen, [record[0] for record in prepared])
+                start = self._write_chunk(tail, columns, start)
+            return WriteTicket(self._written_gen, columns.seqs.tolist())
 
     def sync(self, ticket: WriteTicket) -> None:
         """Return once the ticket's batch is durable; one fdatasync covers every batch written before it."""
@@ -298,61 +300,62 @@ class WalWriter:
             last = seq
         return prepared
 
-    def _write_chunk(self, tail: _Tail, prepared: list[_Prepared], start: int) -> int:
-        """Encode and write records from `start` while the segment has room; return where it stopped."""
-        pack = RECORD_HEADER_NO_CRC.pack
-        u32 = U32.pack
-        salt = tail.header.salt
-        base = tail.durable_size
-        limit = self._segment_size
-        offset = tail.size
-        next_mark, max_before = tail.next_mark, tail.max_before
-        index = []
-        record_offsets = tail.offsets
-        mark = len(record_offsets)
-        parts: list[bytes] = []
-        append = parts.append
-        min_ts, max_ts = (tail.min_ts, tail.max_ts) if tail.count else (_I64, -_I64)
-        stop = start
-        for seq, ts, subject_type, subject_len, type_len, payload, schema, length in prepared[start:]:
-            if stop > start and offset >= limit:
-                break
-            body = pack(length, RT_EVENT, 0, schema, seq, ts, salt, offset - base, subject_len, type_len, 0) \
-                + subject_type + payload
-            crc = crc32c(body)
-            append(u32((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF))  # mask(), inlined: hot loop
-            append(body)
-            if offset >= next_mark:
-                index.append((seq, max_before, offset))
-                next_mark = offset + INDEX_INTERVAL
-            record_offsets.append(offset)
-            if ts > max_before:
-                max_before = ts
-            if ts < min_ts:
-                min_ts = ts
-            if ts > max_ts:
-                max_ts = ts
-            offset += length
-            stop += 1
-        data = b"".join(parts)
+    def _columns(self, entries: Sequence[Entry]) -> Columns:
+        """The batch checked and sequenced: column-wise when it is plainly valid, else record by record."""
+        names = self._names
+
+        def names_for(subject: str, type_name: str) -> tuple[bytes, int, int]:
+            return names.get((subject, type_name)) or self._names_for(0, subject, type_name)
+
         try:
-            tail.file.write(data)
+            columns = check_columns(entries, self._last_seq, self.contiguous, names_for)
+        except ValueError:  # entries that are not 6-field tuples: the per-record path says which
+            columns = None
+        return columns if columns is not None else from_prepared(self._prepare(entries))
+
+    def _write_chunk(self, tail: _Tail, columns: Columns, start: int) -> int:
+        """Encode and write records from `start` while the segment has room; return where it stopped."""
+        rest = columns.part(start, len(columns)) if start else columns
+        starts = np.zeros(len(rest), dtype=np.int64)
+        np.cumsum(rest.lengths[:-1], out=starts[1:])
+        # A record goes into this segment if it starts below the limit (the first one always does).
+        count = max(1, int(np.searchsorted(starts + tail.size, self._segment_size, side="left")))
+        chunk = rest.part(0, count) if count < len(rest) else rest
+        data, offsets = frame(chunk, salt=tail.header.salt, sync_back_base=tail.size - tail.durable_size)
+        try:
+            tail.file.write(memoryview(data))
         except OSError as exc:
-            del record_offsets[mark:]
             raise self._stop("write", tail.path, exc) from exc
         tail.hasher.update(data)
         tail.body_crc = crc32c(data, tail.body_crc)
+        absolute = offsets + tail.size
+        tail.offsets.frombytes(absolute.astype("<u4").tobytes())
+        self._extend_index(tail, absolute.tolist(), chunk)
         if not tail.count:
-            tail.first_seq = prepared[start][0]
-        tail.count += stop - start
-        tail.size = offset
-        tail.min_ts, tail.max_ts = min_ts, max_ts
-        tail.index.extend(index)
-        tail.next_mark, tail.max_before = next_mark, max_before
-        self._last_seq = prepared[stop - 1][0]
+            tail.first_seq = int(chunk.seqs[0])
+            tail.min_ts, tail.max_ts = int(chunk.ts.min()), int(chunk.ts.max())
+        else:
+            tail.min_ts, tail.max_ts = min(tail.min_ts, int(chunk.ts.min())), max(tail.max_ts, int(chunk.ts.max()))
+        tail.count += count
+        tail.size = absolute[-1] + int(chunk.lengths[-1])
+        self._last_seq = int(chunk.seqs[-1])
         self._written_gen += 1
-        self._written = (self._written_gen, self._last_seq, tail, offset)
-        return stop
+        self._written = (self._written_gen, self._last_seq, tail, tail.size)
+        return start + count
+
+    @staticmethod
+    def _extend_index(tail: _Tail, offsets: list[int], chunk: Columns) -> None:
+        """Sparse entries for the first record at or past each INDEX_INTERVAL mark (FORMAT.md, "Sparse index")."""
+        prefix_max = np.maximum.accumulate(chunk.ts)
+        next_mark, max_before = tail.next_mark, tail.max_before
+        position = bisect_left(offsets, next_mark)
+        while position < len(offsets):
+            before = max(max_before, int(prefix_max[position - 1])) if position else max_before
+            tail.index.append((int(chunk.seqs[position]), before, offsets[position]))
+            next_mark = offsets[position] + INDEX_INTERVAL
+            position = bisect_left(offsets, next_mark, position + 1)
+        tail.next_mark = next_mark
+        tail.max_before = max(max_before, int(prefix_max[-1]))
 
     def _roll(self, first_seq: int) -> None:
         """Seal the full segment (if any) and create the next one, named by `first_seq`."""

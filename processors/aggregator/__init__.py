@@ -1,0 +1,1 @@
+"""The aggregator: L2 books from snapshots and deltas, candles and volume profiles from trades."""

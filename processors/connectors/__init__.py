@@ -1,0 +1,1 @@
+"""Connectors: venue feeds (Binance) and recorded files turned into sq.md.* events."""

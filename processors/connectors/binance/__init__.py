@@ -1,0 +1,1 @@
+"""Binance spot and USD-M futures: message parsing, local-book sync and signed REST."""

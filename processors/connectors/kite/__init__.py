@@ -1,0 +1,1 @@
+"""Zerodha Kite: KiteTicker binary packet decoding."""

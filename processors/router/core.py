@@ -1,0 +1,382 @@
+"""The execution router's pure core: `decide(state, event) -> [events]` and `evolve(state, event) -> state`.
+
+No I/O, no clock: time is the event time of what is being handled (`due_ts` for TimerFired),
+never decreasing. The only randomness is TWAP jitter from a PRNG seeded by the parent order id.
+
+Inputs and what they cause:
+- OrderIntent → kept until its RiskDecision arrives (either order is accepted);
+- RiskDecision(accepted) → a parent order with its schedule; the first slice is sent at once
+  (MARKET and LIMIT are one slice; TWAP equal slices over the duration, optionally jittered;
+  VWAP slices sized by the historical volume curve from Bar events, TWAP when there is none;
+  POV children whenever the filled quantity falls behind `rate` × market volume since start);
+- TimerFired, Trade, BookTop, Bar → time moves on; every slice that became due is sent. A
+  slice sends what the cumulative schedule asks for minus what is filled or still working, so
+  an IOC slice's unfilled rest is carried into the next slice;
+- ExecutionReport → fills; a ParentOrderCompleted (with TCA) when the parent is filled, or
+  cancelled with every child done, or its schedule ran out;
+- CancelIntent, KillSwitchEngaged → a ChildCancel per working child, and no more slices;
+- ChildOrder, ChildCancel, ParentOrderCompleted (the router's own outputs) → state only.
+
+`step` is what a runner calls: decide on the state before the event, then evolve by the event and
+by each output. Output ids are derived from the input id (children's ids from the parent id and
+their sequence number), so a redelivered input yields identical outputs, or none when the state
+already shows it was handled.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from events._base import Event
+from events.control import KillSwitchEngaged, KillSwitchReleased, TimerFired
+from events.ids import derived_id
+from events.market import Bar, BookTop, Trade
+from events.trading import (
+    CancelIntent,
+    ChildCancel,
+    ChildOrder,
+    ExecutionReport,
+    OrderIntent,
+    ParentOrderCompleted,
+    ParentStatus,
+    PovAlgo,
+    RiskDecision,
+    TwapAlgo,
+    VwapAlgo,
+)
+from processors.router.schedule import duration_ns, floor_lots, quantum, slice_times, split, vwap_slice_count
+from processors.router.state import ALL, ZERO, ChildState, ParentOrder, RouterState
+from processors.router.tca import completed
+from processors.router.venues import arrival_mid, candidates, rank_venues
+
+ROLE_CHILD = "child"                    # child_id = derived_id(order_id, ROLE_CHILD, sequence)
+ROLE_CHILD_ORDER = "router-child-order"
+ROLE_CHILD_CANCEL = "router-child-cancel"
+ROLE_COMPLETED = "parent-completed"
+
+
+def event_time(event: object) -> int:
+    """The time an event says it is (0 for events that do not move the router's clock)."""
+    match event:
+        case TimerFired(due_ts=due):
+            return due
+        case ChildOrder() | ChildCancel() | ParentOrderCompleted():
+            return 0
+        case Event(ts=ts):
+            return ts
+    return 0
+
+
+# --- parents and schedules ------------------------------------------------------------------------
+
+def new_parent(state: RouterState, intent: OrderIntent, decision: RiskDecision) -> ParentOrder:
+    """The parent order an accepted intent becomes, with its whole slice schedule fixed now."""
+    config = state.config
+    start = max(state.now, decision.ts)
+    quantity = intent.quantity
+    lot = quantum(quantity, config.lot_size(intent.symbol))
+    times, sizes, note = [start], [quantity], None
+    rate: Decimal | None = None
+    min_slice: Decimal | None = None
+    max_slice: Decimal | None = None
+    match intent.algo:
+        case TwapAlgo(duration_s=seconds, slices=slices, randomize=randomize):
+            times = slice_times(intent.id, start, duration_ns(seconds), slices, randomize)
+            sizes = split(quantity, [1] * slices, lot)
+        case VwapAlgo(duration_s=seconds, slices=requested):
+            duration = duration_ns(seconds)
+            slices = vwap_slice_count(duration, state.curve.bucket_ns, requested, config.vwap_max_slices)
+            weights = state.curve.weights(intent.symbol, start, duration, slices)
+            if weights is None:
+                note = (f"no {config.vwap_bar_interval} bar volume for {intent.symbol} in the order's "
+                        f"time of day: sliced evenly (TWAP)")
+            times = [start + (i * duration) // slices for i in range(slices)]
+            sizes = split(quantity, weights or [1] * slices, lot)
+        case PovAlgo(rate=pov_rate):
+            times, sizes, rate = [], [], Decimal(repr(pov_rate))
+            min_slice, max_slice = intent.algo.min_slice, intent.algo.max_slice
+    cumulative: list[Decimal] = []
+    for size in sizes:
+        cumulative.append((cumulative[-1] if cumulative else ZERO) + size)
+    return ParentOrder(
+        order_id=intent.id, account=intent.account, client_order_id=intent.client_order_id, symbol=intent.symbol,
+        side=intent.side, quantity=quantity, limit_price=intent.limit_price, time_in_force=intent.time_in_force,
+        venue=intent.venue, algo=intent.algo_kind, lot=lot, start_ts=start,
+        arrival_price=arrival_mid(config, state.market, intent.symbol, intent.venue),
+        sources=frozenset(spec.source for spec in candidates(config, intent.symbol, intent.venue)),
+        times=times, cumulative=cumulative, pov_rate=rate, min_slice=min_slice, max_slice=max_slice, note=note)
+
+
+def _counts(parent: ParentOrder, trade: Trade) -> bool:
+    """Does this market trade count towards the parent's observed volume and interval VWAP?"""
+    return trade.symbol == parent.symbol and trade.venue in parent.sources and trade.ts >= parent.start_ts
+
+
+def _pov_quantity(parent: ParentOrder, extra_volume: Decimal) -> Decimal:
+    """What a POV parent should send now: its lag behind rate × market volume, within its slice bounds."""
+    if parent.working or parent.pov_rate is None:
+        return ZERO
+    remaining = parent.quantity - parent.filled
+    need = min(parent.quantity, parent.pov_rate * (parent.market_volume + extra_volume)) - parent.filled
+    if need <= 0:
+        return ZERO
+    quantity = remaining if need >= remaining else floor_lots(need, parent.lot)
+    if parent.max_slice is not None and quantity > parent.max_slice:
+        quantity = floor_lots(parent.max_slice, parent.lot)
+    threshold = min(parent.min_slice or parent.lot, remaining)
+    return quantity if quantity >= threshold else ZERO
+
+
+def _slice_due(parent: ParentOrder, now: int) -> tuple[Decimal, int]:
+    """The quantity and index of the newest slice due at `now` and not yet acted on, or (0, -1)."""
+    newest = parent.due_slices(now) - 1
+    if newest < 0 or newest <= parent.last_slice:
+        return ZERO, -1
+    need = parent.cumulative[newest] - parent.committed
+    if newest < len(parent.times) - 1:
+        need = floor_lots(need, parent.lot)
+    return (need, newest) if need > 0 else (ZERO, -1)
+
+
+def _work(state: RouterState, parent: ParentOrder, now: int, cause: Event, out: list[Event],
+          latest: BookTop | Trade | None = None, extra_volume: Decimal = ZERO) -> None:
+    """Append the child the parent should send at `now`, if any."""
+    if parent.stopping is not None or state.is_killed(parent.account):
+        return
+    if parent.algo == "POV":
+        quantity, index = _pov_quantity(parent, extra_volume), len(parent.children)
+    else:
+        quantity, index = _slice_due(parent, now)
+    if quantity <= 0:
+        return
+    ranked = rank_venues(state.config, state.market, parent.symbol, parent.side,  # type: ignore[arg-type]
+                         parent.limit_price, venue=parent.venue, latest=latest)
+    if parent.algo == "MARKET":
+        tif = parent.time_in_force if parent.time_in_force in ("IOC", "FOK") else "IOC"
+    elif parent.algo == "LIMIT":
+        tif = parent.time_in_force
+    else:
+        tif = state.config.slice_time_in_force if parent.limit_price is not None else "IOC"
+    out.append(ChildOrder(
+        id=derived_id(cause.id, ROLE_CHILD_ORDER, len(out)), ts=now, correlation_id=parent.order_id,
+        causation_id=cause.id, order_id=parent.order_id,
+        child_id=derived_id(parent.order_id, ROLE_CHILD, len(parent.children)), account=parent.account,
+        venue=ranked[0].venue, symbol=parent.symbol, side=parent.side,  # type: ignore[arg-type]
+        quantity=quantity, limit_price=parent.limit_price, time_in_force=tif,  # type: ignore[arg-type]
+        slice_index=index))
+
+
+def completion_status(parent: ParentOrder) -> tuple[ParentStatus, str | None] | None:
+    """Whether the parent is finished, and how: filled, cancelled, or out of schedule; None if still working."""
+    if parent.filled >= parent.quantity:
+        return "FILLED", None
+    if parent.working:
+        return None
+    if parent.stopping is not None:
+        return "CANCELLED", parent.stopping
+    if parent.exhausted:
+        last = next((c.last_reason for c in reversed(parent.children.values()) if c.last_reason), None)
+        left = parent.quantity - parent.filled
+        return "EXPIRED", f"schedule ended with {left} unfilled" + (f" ({last})" if last else "")
+    return None
+
+
+def _complete(state: RouterState, parent: ParentOrder, cause: Event, now: int, out: list[Event]) -> None:
+    """Append the parent's completion (with TCA) if it is finished."""
+    found = completion_status(parent)
+    if found is not None:
+        status, reason = found
+        out.append(completed(parent, status=status, reason=reason, cause=cause, end_ts=now,
+                             event_id=derived_id(parent.order_id, ROLE_COMPLETED),
+                             price_places=state.config.price_places, bps_places=state.config.bps_places))
+
+
+def _stop(state: RouterState, parent: ParentOrder, reason: str, cause: Event, now: int, out: list[Event]) -> None:
+    """Cancel every working child and stop scheduling; complete at once if nothing is working."""
+    for child in parent.working:
+        if child.cancel_sent:
+            continue
+        out.append(ChildCancel(id=derived_id(cause.id, ROLE_CHILD_CANCEL, len(out)), ts=now,
+                               correlation_id=parent.order_id, causation_id=cause.id, order_id=parent.order_id,
+                               child_id=child.child_id, account=parent.account, venue=child.venue, reason=reason))
+    after = parent.clone()
+    after.stopping = reason
+    _complete(state, after, cause, now, out)
+
+
+# --- decide ---------------------------------------------------------------------------------------
+
+def _ready(state: RouterState, order_id: str) -> tuple[OrderIntent, RiskDecision] | None:
+    intent, decision = state.intents.get(order_id), state.decisions.get(order_id)
+    return None if intent is None or decision is None else (intent, decision)
+
+
+def _stop_reason_at_start(state: RouterState, parent: ParentOrder) -> str | None:
+    if state.is_killed(parent.account):
+        return f"kill switch engaged for {parent.account}"
+    return state.early_cancels.get(parent.order_id)
+
+
+def _start(state: RouterState, intent: OrderIntent, decision: RiskDecision, cause: Event) -> list[Event]:
+    parent = new_parent(state, intent, decision)
+    now = max(parent.start_ts, event_time(cause))
+    out: list[Event] = []
+    reason = _stop_reason_at_start(state, parent)
+    if reason is not None:
+        parent.stopping = reason
+        _complete(state, parent, cause, now, out)
+    else:
+        _work(state, parent, now, cause, out)
+    return out
+
+
+def decide(state: RouterState, event: object) -> list[Event]:
+    """The events `event` causes, given the state before it. Never mutates `state`."""
+    out: list[Event] = []
+    match event:
+        case OrderIntent(id=order_id):
+            if order_id not in state.parents and order_id not in state.closed and order_id in state.decisions:
+                return _start(state, event, state.decisions[order_id], event)
+        case RiskDecision(order_id=order_id, accepted=True):
+            intent = state.intents.get(order_id)
+            if intent is not None and order_id not in state.parents and order_id not in state.closed:
+                return _start(state, intent, event, event)
+        case ExecutionReport(child_id=child_id):
+            parent = state.parents.get(state.child_parent.get(child_id, ""))
+            if parent is not None:
+                after = parent.clone()
+                if after.apply_report(event):
+                    _complete(state, after, event, max(state.now, event.ts), out)
+        case CancelIntent(account=account):
+            target = state.resolve(account, event.order_id, event.client_order_id)
+            parent = state.parents.get(target or "")
+            if parent is not None and parent.account == account and parent.stopping is None:
+                _stop(state, parent, f"cancel intent {event.id}" + (f": {event.reason}" if event.reason else ""),
+                      event, max(state.now, event.ts), out)
+        case KillSwitchEngaged(account=account):
+            now = max(state.now, event.ts)
+            for parent in state.parents.values():
+                if (account is None or parent.account == account) and parent.stopping is None:
+                    _stop(state, parent, f"kill switch by {event.actor}: {event.reason}", event, now, out)
+        case TimerFired() | Trade() | BookTop() | Bar():
+            now = max(state.now, event_time(event))
+            latest = event if isinstance(event, Trade | BookTop) else None
+            for parent in state.parents.values():
+                extra = event.quantity if isinstance(event, Trade) and _counts(parent, event) else ZERO
+                _work(state, parent, now, event, out, latest, extra)
+    return out
+
+
+# --- evolve ---------------------------------------------------------------------------------------
+
+def _create(state: RouterState, intent: OrderIntent, decision: RiskDecision) -> None:
+    parent = new_parent(state, intent, decision)
+    state.intents.pop(intent.id, None)
+    state.decisions.pop(intent.id, None)
+    parent.stopping = _stop_reason_at_start(state, parent)
+    state.early_cancels.pop(intent.id, None)
+    state.parents[parent.order_id] = parent
+    _close_if_done(state, parent)
+
+
+def _close(state: RouterState, order_id: str) -> None:
+    parent = state.parents.pop(order_id, None)
+    state.closed.add(order_id)
+    state.intents.pop(order_id, None)
+    state.decisions.pop(order_id, None)
+    state.early_cancels.pop(order_id, None)
+    if parent is not None:
+        state.by_client.pop((parent.account, parent.client_order_id), None)
+        for child_id in parent.children:
+            state.child_parent.pop(child_id, None)
+
+
+def _close_if_done(state: RouterState, parent: ParentOrder) -> None:
+    # The same rule decide uses to emit ParentOrderCompleted, so a rebuild without that event agrees.
+    if completion_status(parent) is not None:
+        _close(state, parent.order_id)
+
+
+def _on_child(state: RouterState, child: ChildOrder) -> None:
+    parent = state.parents.get(child.order_id)
+    if parent is None or child.child_id in parent.children:
+        return
+    parent.children[child.child_id] = ChildState(child.child_id, child.venue, child.quantity, child.slice_index)
+    parent.last_slice = max(parent.last_slice, child.slice_index)
+    state.child_parent[child.child_id] = parent.order_id
+
+
+def evolve(state: RouterState, event: object) -> RouterState:
+    """Apply an event to the state (in place) and return it."""
+    match event:
+        case OrderIntent(id=order_id):
+            if order_id not in state.parents and order_id not in state.closed:
+                state.intents[order_id] = event
+                state.by_client[(event.account, event.client_order_id)] = order_id
+                if (ready := _ready(state, order_id)) is not None:
+                    _create(state, *ready)
+        case RiskDecision(order_id=order_id):
+            if order_id in state.parents or order_id in state.closed:
+                pass
+            elif not event.accepted:
+                _close(state, order_id)
+            else:
+                state.decisions[order_id] = event
+                if (ready := _ready(state, order_id)) is not None:
+                    _create(state, *ready)
+        case ChildOrder():
+            _on_child(state, event)
+        case ChildCancel(order_id=order_id, child_id=child_id):
+            parent = state.parents.get(order_id)
+            if parent is not None and child_id in parent.children:
+                parent.children[child_id].cancel_sent = True
+        case ExecutionReport(child_id=child_id):
+            parent = state.parents.get(state.child_parent.get(child_id, ""))
+            if parent is not None and parent.apply_report(event):
+                _close_if_done(state, parent)
+        case ParentOrderCompleted(order_id=order_id):
+            _close(state, order_id)
+        case CancelIntent(account=account):
+            target = state.resolve(account, event.order_id, event.client_order_id)
+            reason = f"cancel intent {event.id}" + (f": {event.reason}" if event.reason else "")
+            parent = state.parents.get(target or "")
+            if parent is not None and parent.account == account:
+                parent.stopping = parent.stopping or reason
+                _close_if_done(state, parent)
+            elif (pending := state.intents.get(target or "")) is not None and pending.account == account:
+                state.early_cancels.setdefault(pending.id, reason)      # cancelled while risk decides
+        case KillSwitchEngaged(account=account):
+            state.killed.add(account or ALL)
+            for parent in list(state.parents.values()):
+                if account is None or parent.account == account:
+                    parent.stopping = parent.stopping or f"kill switch by {event.actor}: {event.reason}"
+                    _close_if_done(state, parent)
+        case KillSwitchReleased(account=account):
+            if account is None:
+                state.killed.clear()
+            else:
+                state.killed.discard(account)
+        case Trade():
+            state.market.apply(event)
+            for parent in state.parents.values():
+                if _counts(parent, event):
+                    parent.add_trade(event.price, event.quantity)
+        case BookTop():
+            state.market.apply(event)
+        case Bar(interval=interval):
+            if interval == state.config.vwap_bar_interval:
+                state.curve.add(event)
+    state.now = max(state.now, event_time(event))
+    return state
+
+
+def step(state: RouterState, event: object) -> tuple[RouterState, list[Event]]:
+    """Decide on `event`, then evolve by it and by every output: what a runner does per message."""
+    outputs = decide(state, event)
+    state = evolve(state, event)
+    for output in outputs:
+        state = evolve(state, output)
+    return state, outputs
+
+
+__all__ = ["ROLE_CHILD", "completion_status", "decide", "event_time", "evolve", "new_parent", "step"]

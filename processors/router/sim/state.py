@@ -1,0 +1,55 @@
+"""The simulated venues' state: the books and last trades they mirror, and the child orders they hold.
+
+Owned by one core loop and updated in place by `core.evolve`; rebuilt from events on restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from events.trading import ChildOrder
+from processors.router.sim._book import MarketBook
+from processors.router.sim.config import SimConfig
+
+Key = tuple[str, str]                 # (venue, symbol)
+Level = tuple[bool, Decimal]          # (bid side?, price)
+
+
+@dataclass
+class SimOrder:
+    """A child order a simulated venue holds: what it asked for and how much has filled."""
+
+    child: ChildOrder
+    active_ts: int                    # when it reached the venue: order ts + latency
+    seq: int                          # arrival order, for time priority
+    cum: Decimal = Decimal(0)
+    done: bool = False
+
+    @property
+    def leaves(self) -> Decimal:
+        """What is still open."""
+        return Decimal(0) if self.done else self.child.quantity - self.cum
+
+
+@dataclass
+class SimState:
+    """Everything the simulated venues know, rebuilt from events."""
+
+    config: SimConfig
+    books: dict[Key, MarketBook] = field(default_factory=dict)            # by (market venue, symbol)
+    last_trades: dict[Key, Decimal] = field(default_factory=dict)         # by (market venue, symbol)
+    seen: set[Key] = field(default_factory=set)                           # market data seen for
+    # Liquidity our own taker fills took from a level, by (sim venue, symbol); a book update of
+    # that level replaces it (the venue's new size already reflects whatever traded).
+    consumed: dict[Key, dict[Level, Decimal]] = field(default_factory=dict)
+    orders: dict[str, SimOrder] = field(default_factory=dict)
+    resting: dict[Key, list[str]] = field(default_factory=dict)           # by (sim venue, symbol)
+    seq: int = 0
+
+    def book(self, source: str, symbol: str) -> MarketBook | None:
+        """The book of `symbol` at market venue `source`, if any data has arrived for it."""
+        return self.books.get((source, symbol))
+
+
+__all__ = ["Key", "SimOrder", "SimState"]
