@@ -90,6 +90,18 @@ def _cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_user_code(args: argparse.Namespace) -> int:
+    """Print a user's current TOTP code (for scripts and the demo; needs the data dir's master key)."""
+    from gateway.users import UserStore
+
+    store = UserStore(Path(args.data_dir) / "secrets")
+    if store.get(args.name) is None:
+        print(f"sq user code: no user {args.name!r}", file=sys.stderr)
+        return 2
+    print(store.totp_now(args.name))
+    return 0
+
+
 def _cmd_user_list(args: argparse.Namespace) -> int:
     """List gateway users with their roles and accounts (no secrets)."""
     from gateway.users import UserStore
@@ -172,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
     add.add_argument("--data-dir", default="var", help="the stack's data directory (default ./var)")
     add.set_defaults(func=_cmd_user_add)
+    code = user_sub.add_parser("code", help="print a user's current TOTP code (scripts, the demo)")
+    code.add_argument("name")
+    code.add_argument("--data-dir", default="var")
+    code.set_defaults(func=_cmd_user_code)
     listing = user_sub.add_parser("list", help="list users, roles and accounts")
     listing.add_argument("--data-dir", default="var")
     listing.set_defaults(func=_cmd_user_list)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
@@ -94,8 +95,15 @@ async def _select(request: web.Request, sql: str, parameters: Sequence[object], 
         result = await asyncio.to_thread(projections.query, sql, tables, list(parameters), limit)
     except QueryError as exc:
         raise bad_request(exc.reason, "invalid_query") from exc
-    rows: list[dict[str, Any]] = result.table.to_pylist()
-    return rows
+    return [{key: _plain(value) for key, value in row.items()} for row in result.table.to_pylist()]
+
+
+def _plain(value: object) -> object:
+    """Decimals as plain digit strings without exponent or padding zeros ("500", not "5.00E+2")."""
+    if isinstance(value, Decimal):
+        text = f"{value.normalize():f}"
+        return "0" if text in ("-0", "0") else text
+    return value
 
 
 async def list_orders(request: web.Request) -> web.Response:

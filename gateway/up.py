@@ -1,41 +1,180 @@
-"""`sq up`: one command that runs the stack on an embedded broker for a newcomer, until Ctrl-C."""
+"""`sq up`: the whole stack for a newcomer — broker, recorder, processors, projections and gateway — until Ctrl-C.
+
+Each processor runs as its own process (`sq processor NAME`, as in a deployment), supervised:
+one that dies is restarted and rebuilds from the WAL. The gateway and the projections run in
+this process. The real sample data replays in a loop, shifted to now, so the market is alive.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+import secrets
+import shutil
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from events.broker import Broker, BrokerNotFound, BrokerStartError, embedded_broker
+from events.broker import Broker, BrokerNotFound, BrokerStartError, embedded_broker, free_port
 from events.bus import Bus, resolve_url
 from events.logs import configure_logging
-from events.subjects import STREAMS
+from gateway.secrets import write_private
+from gateway.server import start_gateway
+from gateway.users import UserStore
+from processors.runtime import stop_on_signals
 
 log = logging.getLogger("sq.up")
+DEFAULTS = Path(__file__).resolve().parent / "defaults"
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
+DEMO_USER = "demo"
+DEMO_ACCOUNT = "ACC1"
+MARKET_FILES = ("cryptofeed_BINANCE.http.0.0", "cryptofeed_BINANCE.ws.1.0")
+# Ten real 1m ADABTC klines, replayed 60x faster so the candles route has something to show.
+BAR_FILE = "nautilus_ADABTC-1m-2021-11-27.csv"
+
+
+@dataclass
+class Child:
+    """A supervised processor process."""
+
+    name: str
+    args: list[str]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    started: float = field(default=0.0)
+
+    async def start(self) -> None:
+        """Start (or restart) the process, appending its output to its log file."""
+        log_file = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli", *self.args, stdin=asyncio.subprocess.DEVNULL,
+            stdout=log_file, stderr=log_file)
+        log_file.close()
+        self.started = time.monotonic()
+
+
+async def _supervise(children: list[Child], stop: asyncio.Event) -> None:
+    """Restart any child that exits while the stack is up (with a short backoff)."""
+    while not stop.is_set():
+        for child in children:
+            if child.process is not None and child.process.returncode is not None and not stop.is_set():
+                log.warning("processor exited; restarting", extra={"processor": child.name,
+                                                                   "code": child.process.returncode})
+                child.restarts += 1
+                await asyncio.sleep(min(5.0, 0.5 * child.restarts))
+                await child.start()
+        try:
+            await asyncio.wait_for(stop.wait(), 0.5)
+        except TimeoutError:
+            continue
+
+
+async def _stop_children(children: list[Child]) -> None:
+    for child in children:
+        if child.process is not None and child.process.returncode is None:
+            child.process.terminate()
+    for child in children:
+        if child.process is None:
+            continue
+        try:
+            await asyncio.wait_for(child.process.wait(), 10)
+        except TimeoutError:
+            child.process.kill()
+            await child.process.wait()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _ensure_config(data_dir: Path) -> tuple[Path, Path]:
+    config_dir = data_dir / "config"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("execution.toml", "limits.json"):
+        if not (config_dir / name).exists():
+            shutil.copyfile(DEFAULTS / name, config_dir / name)
+    return config_dir / "execution.toml", config_dir / "limits.json"
+
+
+def _ensure_demo_user(data_dir: Path) -> tuple[str, str | None]:
+    """The demo user's password (made on first run and kept 0600 in the data dir) and, on first run, its URI."""
+    store = UserStore(data_dir / "secrets")
+    password_file = data_dir / "secrets" / "demo-password"
+    if store.get(DEMO_USER) is None:
+        password = secrets.token_urlsafe(12)
+        enrolment = store.add(DEMO_USER, password, ["trader", "risk"], [DEMO_ACCOUNT])
+        write_private(password_file, password.encode())
+        return password, enrolment.provisioning_uri
+    return password_file.read_text().strip() if password_file.exists() else "(set when it was created)", None
+
+
+def _children(data_dir: Path, url: str, execution: Path, limits: Path, with_market: bool) -> list[Child]:
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    common = ["--nats-url", url, "--data-dir", str(data_dir)]
+    specs = [
+        ("recorder", ["processor", "recorder", *common]),
+        ("risk", ["processor", "risk", *common, "--limits", str(limits)]),
+        ("router", ["processor", "router", *common, "--config", str(execution)]),
+        ("venue-sim", ["processor", "venue-sim", *common, "--config", str(execution)]),
+        ("aggregator", ["processor", "aggregator", *common, "--intervals", "1s,1m", "--top-every-ms", "250"]),
+    ]
+    if with_market:
+        market = [str(SAMPLES / name) for name in MARKET_FILES]
+        specs.append(("connector", ["processor", "connector", *market, "--nats-url", url, "--loop",
+                                    "--shift-to-now", "--source", "demo-replay", "--port", "0"]))
+        specs.append(("connector-bars", ["processor", "connector", str(SAMPLES / BAR_FILE), "--nats-url", url,
+                                         "--loop", "--shift-to-now", "--speed", "60", "--venue", "binance",
+                                         "--symbol", "ADABTC", "--interval", "1m", "--source", "demo-bars",
+                                         "--port", "0"]))
+    return [Child(name, args, logs / f"{name}.log") for name, args in specs]
 
 
 async def run_stack(*, data_dir: Path, http_port: int, nats_url: str | None) -> int:
-    """Start the broker (unless a URL is given), create the streams, and run until SIGINT/SIGTERM."""
+    """Start everything, print how to use it, and run until SIGINT/SIGTERM; then stop it all cleanly."""
     configure_logging("up")
+    data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    if not _port_free(http_port):
+        print(f"sq up: port {http_port} is in use; pass --http-port", file=sys.stderr)
+        return 2
     broker: Broker | None = None
     if nats_url is None:
-        broker = embedded_broker(data_dir / "nats", port=4222, monitor_port=8222)
+        port = 4222 if _port_free(4222) else free_port()
+        monitor = 8222 if _port_free(8222) else free_port()
+        broker = embedded_broker(data_dir / "nats", port=port, monitor_port=monitor)
         try:
             broker.start()
         except (BrokerNotFound, BrokerStartError) as exc:
-            print(f"sq up: could not start the embedded broker: {exc}")
+            print(f"sq up: could not start the embedded broker: {exc}", file=sys.stderr)
             return 2
         url = broker.url
     else:
         url = resolve_url(nats_url)
+    execution, limits = _ensure_config(data_dir)
+    password, uri = _ensure_demo_user(data_dir)
+    with_market = all((SAMPLES / name).exists() for name in MARKET_FILES)
+    stop = stop_on_signals()
     bus = await Bus.connect(url, name="sq-up")
+    children: list[Child] = []
+    running = None
     try:
         await bus.ensure_streams()
-        _print_banner(url, data_dir, http_port)
-        await _until_signalled()
+        children = _children(data_dir, url, execution, limits, with_market)
+        for child in children:
+            await child.start()
+        running = await start_gateway(bus, data_dir=data_dir, host="127.0.0.1", port=http_port)
+        _print_banner(url, data_dir, http_port, password, uri, with_market)
+        await _supervise(children, stop)
     finally:
+        print("\nstopping…", flush=True)
+        if running is not None:
+            await running.close()
+        await _stop_children(children)
         await bus.close()
         if broker is not None:
             broker.stop()
@@ -43,28 +182,36 @@ async def run_stack(*, data_dir: Path, http_port: int, nats_url: str | None) -> 
     return 0
 
 
-def _print_banner(url: str, data_dir: Path, http_port: int) -> None:
-    streams = ", ".join(f"{spec.name} ({' '.join(spec.subjects)})" for spec in STREAMS)
+def _print_banner(url: str, data_dir: Path, http_port: int, password: str, uri: str | None,
+                  with_market: bool) -> None:
+    base = f"http://127.0.0.1:{http_port}"
+    enrol = (f"  TOTP      scan or paste into an authenticator app (shown once):\n            {uri}\n" if uri else "")
+    market = ("replaying real Binance spot data (NKNUSDT, BLZETH, LRCBTC, RUNEEUR) in a loop, shifted to now"
+              if with_market else "no sample data found (data/samples): no market replay")
     print(f"""
 ShrivenQuant is up.
-  broker    {url}  (JetStream store under {data_dir / 'nats'})
-  streams   {streams}
+  gateway   {base}   (OpenAPI: {base}/openapi.json, metrics: {base}/metrics)
+  broker    {url}
+  data      {data_dir}   (WAL: wal/, logs: logs/, config: config/)
+  market    {market}
 
-Try it (with the nats CLI, or any NATS client), publishing an order intent:
-  nats --server {url} pub sq.ord.intent.ACC1 \\
-    '{{"account":"ACC1","client_order_id":"demo-1","symbol":"BTCUSDT","side":"BUY","quantity":"0.25","limit_price":"43210.50"}}'
-  nats --server {url} stream ls
+Log in as user `{DEMO_USER}` (roles trader and risk, account {DEMO_ACCOUNT}), password: {password}
+{enrol}  A current code without an app:  sq user code {DEMO_USER} --data-dir {data_dir}
 
-Stage note: this build runs the broker and the event streams; the recorder, processors and the
-HTTP gateway on :{http_port} join `sq up` as they land (see README, "Status").
-Ctrl-C stops everything cleanly.
+Try it:
+  TOKEN=$(curl -s {base}/v1/auth/login -H 'content-type: application/json' \\
+    -d '{{"username":"{DEMO_USER}","password":"{password}","totp":"'$(sq user code {DEMO_USER} --data-dir {data_dir})'"}}' \\
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s {base}/v1/orders -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+    -d '{{"account":"{DEMO_ACCOUNT}","client_order_id":"demo-1","symbol":"NKNUSDT","side":"BUY","quantity":"500",
+         "limit_price":"0.36","algo":{{"kind":"TWAP","duration_s":10,"slices":5}}}}'
+  curl -s {base}/v1/orders -H "authorization: Bearer $TOKEN"
+  curl -s {base}/v1/positions -H "authorization: Bearer $TOKEN"
+  curl -s {base}/v1/book/binance/NKNUSDT -H "authorization: Bearer $TOKEN"
+  curl -s '{base}/v1/candles?symbol=ADABTC&interval=1m' -H "authorization: Bearer $TOKEN"
+  curl -s {base}/v1/query -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+    -d '{{"sql":"select symbol, count(*) n, sum(quantity) qty from fills group by symbol"}}'
+
+Or publish an intent straight onto NATS from any client:  subject sq.ord.intent.{DEMO_ACCOUNT}
+Ctrl-C stops everything cleanly; `make up` again resumes from {data_dir}.
 """, flush=True)
-
-
-async def _until_signalled() -> None:
-    """Wait for SIGINT or SIGTERM."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()

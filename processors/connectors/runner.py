@@ -32,13 +32,13 @@ DEFAULT_PORT = 50052
 
 
 def shifted(items: Iterator[Item], offset_ns: int, loop: int) -> Iterator[Item]:
-    """Records moved `offset_ns` later with ids re-derived for pass `loop` (pass 0 is left as recorded)."""
+    """Records moved `offset_ns` later, with ids re-derived for pass `loop` > 0 (pass 0 keeps recorded ids)."""
     for item in items:
-        if loop == 0 or not isinstance(item, Record):
+        if (loop == 0 and offset_ns == 0) or not isinstance(item, Record):
             yield item
             continue
-        event = msgspec.structs.replace(item.event, id=derived_id(item.event.id, "loop", loop),
-                                        ts=item.event.ts + offset_ns)
+        event_id = derived_id(item.event.id, "loop", loop) if loop else item.event.id
+        event = msgspec.structs.replace(item.event, id=event_id, ts=item.event.ts + offset_ns)
         yield Record(item.line, item.recorded_ns + offset_ns, event)
 
 
@@ -116,9 +116,18 @@ async def _serve(args: argparse.Namespace) -> int:
     await bus.ensure_streams()
     stop = stop_on_signals()
     http = await start_service_http(args.port, ready=lambda: not stop.is_set())
+    replaying = asyncio.create_task(replay_files(bus, config, stop))
+    stopping = asyncio.create_task(stop.wait())
     try:
-        stats = await replay_files(bus, config, stop)
+        # A paced replay sleeps through recorded gaps: a signal must not wait for the file to end.
+        await asyncio.wait({replaying, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not replaying.done():
+            replaying.cancel()
+            log.info("replay stopped by signal")
+            return 0
+        stats = replaying.result()
     finally:
+        stopping.cancel()
         await http.cleanup()
         await bus.close()
     log.info("replay finished", extra={"published": stats.published, "dead_lettered": stats.dead_lettered})
