@@ -118,6 +118,7 @@ def _cmd_user_list(args: argparse.Namespace) -> int:
 PROCESSORS: dict[str, tuple[str, str]] = {
     "recorder": ("store.recorder", "JetStream to WAL, one log per stream, with durable watermarks"),
     "aggregator": ("processors.aggregator.runner", "bars, L2 books and book tops from trades and depth updates"),
+    "binance": ("processors.connectors.live_runner", "Binance spot market data (and, with --trade, orders)"),
     "connector": ("processors.connectors.runner", "replay recordings onto the bus (once, or looping shifted to now)"),
     "risk": ("processors.risk.runner", "pre-trade risk checks, circuit breakers, kill switch"),
     "router": ("processors.router.runner", "parent orders to child orders (MARKET, LIMIT, TWAP, VWAP, POV), TCA"),
@@ -139,10 +140,11 @@ Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-ar
 
 def _part_registrars() -> list[Registrar]:
     """Subcommands that live with the part they operate (store's `wal`, market data's `md`, …)."""
+    from processors.connectors.credentials import register as register_creds
     from processors.marketdata_cli import register as register_md
     from store.cli import register as register_store
 
-    return [register_store, register_md]
+    return [register_store, register_md, register_creds]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -201,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
         parser_for = processor_sub.add_parser(name, help=summary, description=module.__doc__)
         module.add_arguments(parser_for)
         parser_for.set_defaults(func=_cmd_processor)
+
+    gateway_parser = sub.add_parser("gateway", help="serve the HTTP/WebSocket API with its projections")
+    from gateway import server
+
+    server.add_arguments(gateway_parser)
+    gateway_parser.set_defaults(func=server.main)
 
     for register in _part_registrars():
         register(sub)

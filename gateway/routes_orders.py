@@ -66,6 +66,9 @@ async def cancel_order(request: web.Request) -> web.Response:
     """DELETE /v1/orders/{id}: publish a cancel intent for the order (account from ?account= or the token)."""
     claims = await authenticate(request, "trader", "admin")
     order_id = request.match_info["order_id"]
+    if not 1 <= len(order_id) <= 64:
+        # Built directly, CancelIntent does not check EventId's bounds; every reader would dead-letter it.
+        raise bad_request(f"order_id has {len(order_id)} characters; an order id has 1 to 64")
     account = request.query.get("account")
     if account is None:
         if len(claims.accounts) != 1:

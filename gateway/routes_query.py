@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -24,6 +24,7 @@ _json = msgspec.json.Encoder(decimal_format="string")
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 10_000
 _READERS = ("viewer", "trader", "risk", "admin")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class QueryRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,7 +55,8 @@ def visible_accounts(claims: Claims) -> tuple[str, ...] | None:
 
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    # isdigit() alone admits digits int() refuses ("²"); ASCII only.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise bad_request(f"limit {raw!r} must be a whole number from 1 to {MAX_LIMIT}")
     return int(raw)
 
@@ -64,15 +66,20 @@ def _as_of(request: web.Request) -> int | None:
     raw = request.query.get("as_of")
     if raw is None:
         return None
-    if raw.isdigit():
-        return int(raw)
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise bad_request(f"as_of {raw!r} is neither ns since epoch nor an ISO-8601 time") from exc
-    if moment.tzinfo is None:
-        raise bad_request(f"as_of {raw!r} needs a time zone (e.g. Z)")
-    return int(moment.timestamp() * 1_000_000_000)
+    if raw.isascii() and raw.isdigit():
+        value = int(raw)
+    else:
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise bad_request(f"as_of {raw!r} is neither ns since epoch nor an ISO-8601 time") from exc
+        if moment.tzinfo is None:
+            raise bad_request(f"as_of {raw!r} needs a time zone (e.g. Z)")
+        # Integer arithmetic: a float timestamp times 1e9 loses the last digits.
+        value = (moment - _EPOCH) // timedelta(microseconds=1) * 1_000
+    if not 0 <= value < 2**63:
+        raise bad_request(f"as_of {raw!r} is outside 1970-01-01 .. 2262-04-11 (int64 ns)")
+    return value
 
 
 async def _select(request: web.Request, sql: str, parameters: Sequence[object], *, as_of: int | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 from dataclasses import dataclass
@@ -45,3 +46,38 @@ async def start_gateway(bus: Bus, *, data_dir: Path, host: str, port: int,
     await web.TCPSite(runner, host, port).start()
     log.info("gateway listening", extra={"host": host, "port": port})
     return RunningGateway(gateway, runner, task, stop)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `sq gateway`."""
+    parser.add_argument("--nats-url", default=None, help="NATS URL (default $SQ_NATS_URL or nats://127.0.0.1:4222)")
+    parser.add_argument("--data-dir", default="var", help="data directory: secrets/, wal/ (read), projections/")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
+    parser.add_argument("--http-port", type=int, default=8080, help="HTTP port (default 8080)")
+    parser.add_argument("--no-durable-ack", action="store_true",
+                        help="answer orders once JetStream has them, without waiting for the recorder's WAL")
+    parser.add_argument("--log-level", default="INFO")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Serve the gateway until SIGINT/SIGTERM."""
+    return asyncio.run(_serve(args))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from events.bus import resolve_url
+    from events.logs import configure_logging
+    from processors.runtime import stop_on_signals
+
+    configure_logging("gateway", args.log_level)
+    bus = await Bus.connect(resolve_url(args.nats_url), name="gateway")
+    await bus.ensure_streams()
+    stop = stop_on_signals()
+    running = await start_gateway(bus, data_dir=Path(args.data_dir), host=args.host, port=args.http_port,
+                                  durable_ack=not args.no_durable_ack)
+    try:
+        await stop.wait()
+    finally:
+        await running.close()
+        await bus.close()
+    return 0

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from events import Bus
+from events import Broker, Bus
 from events.subjects import STREAM_MD, STREAM_TRADING
 from processors.host import ProcessorHost
 from processors.risk import Limits, LimitsFile, RiskState
@@ -30,7 +34,7 @@ from processors.router.sim.runner import wanted as sim_wanted
 from processors.router.sim.state import SimState
 from projections.service import Projections
 from store.recorder import record
-from tests.conftest import eventually
+from tests.conftest import REPO_ROOT, eventually
 
 STREAMS = (STREAM_TRADING.name, STREAM_MD.name)
 VENUES = [VenueSpec(name="SIM_A", market_venue="BINANCE", taker_fee_bps=Decimal("10"), latency_ns=1_000_000),
@@ -78,3 +82,62 @@ async def stack(bus: Bus, tmp_path: Path) -> AsyncIterator[Stack]:
     yield running
     running.stop.set()
     await asyncio.wait_for(asyncio.gather(*running.tasks, return_exceptions=True), 20)
+
+
+EXECUTION_TOML = """
+[[venues]]
+name = "SIM_A"
+market_venue = "BINANCE"
+taker_fee_bps = 10
+latency_ns = 1_000_000
+"""
+
+
+@dataclass
+class ProcessStack:
+    """Processors as real processes (`sq processor NAME`, `sq gateway`), to be SIGKILLed and restarted."""
+
+    broker_url: str
+    data_dir: Path
+    commands: dict[str, list[str]]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str) -> None:
+        """Start (or restart) one process, logging to DATA_DIR/NAME.log."""
+        log = (self.data_dir / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", *self.commands[name], "--nats-url", self.broker_url,
+             "--data-dir", str(self.data_dir)], cwd=REPO_ROOT, stdout=log, stderr=log)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process and reap it."""
+        self.processes[name].send_signal(signal.SIGKILL)
+        self.processes[name].wait()
+
+    def stop_all(self) -> None:
+        """SIGTERM everything and wait."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def processes(broker: Broker, tmp_path: Path) -> Iterator[ProcessStack]:
+    """Recorder, risk, router and venue-sim as processes over the test's broker (started by the test)."""
+    (tmp_path / "execution.toml").write_text(EXECUTION_TOML)
+    limits = tmp_path / "limits.json"
+    limits.write_bytes(msgspec.json.encode(LimitsFile(defaults=Limits(max_order_quantity=Decimal(100)))))
+    stack = ProcessStack(broker.url, tmp_path, {
+        "recorder": ["processor", "recorder", "--port", "0"],
+        "risk": ["processor", "risk", "--limits", str(limits), "--port", "0"],
+        "router": ["processor", "router", "--config", str(tmp_path / "execution.toml"), "--timer-ms", "50",
+                   "--port", "0"],
+        "venue-sim": ["processor", "venue-sim", "--config", str(tmp_path / "execution.toml"), "--port", "0"],
+    })
+    yield stack
+    stack.stop_all()

@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
 import time
 from decimal import Decimal as D
 from pathlib import Path
 
-import msgspec
-
-from events import Broker, Bus, MarketAlgo, OrderIntent, TwapAlgo, intent_id_for
-from processors.risk.config import Limits, LimitsFile
+from events import Bus, MarketAlgo, OrderIntent, TwapAlgo, intent_id_for
 from projections.service import Projections
 from projections.state import ProjectionState
-from tests.conftest import REPO_ROOT, eventually
+from tests.conftest import eventually
+from tests.pipeline.conftest import ProcessStack
 from tests.pipeline.test_order_path import _market
 
-EXECUTION = """
-[[venues]]
-name = "SIM_A"
-market_venue = "BINANCE"
-taker_fee_bps = 10
-latency_ns = 1_000_000
-
-[router]
-slice_time_in_force = "IOC"
-"""
 ORDERS = 60
 
 
@@ -61,24 +46,9 @@ def _outcome(state: ProjectionState) -> dict[str, tuple[str, D]]:
 
 
 async def test_sigkill_each_processor_in_turn_leaves_no_duplicate_fill_and_the_same_outcome(
-        broker: Broker, bus: Bus, tmp_path: Path) -> None:
-    (tmp_path / "execution.toml").write_text(EXECUTION)
-    limits = tmp_path / "limits.json"
-    limits.write_bytes(msgspec.json.encode(LimitsFile(defaults=Limits(max_order_quantity=D(100)))))
-    commands = {
-        "recorder": ["processor", "recorder"],
-        "risk": ["processor", "risk", "--limits", str(limits)],
-        "router": ["processor", "router", "--config", str(tmp_path / "execution.toml"), "--timer-ms", "50"],
-        "venue-sim": ["processor", "venue-sim", "--config", str(tmp_path / "execution.toml")],
-    }
-
-    def start(name: str) -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"{name}.log").open("ab")
-        return subprocess.Popen([sys.executable, "-m", "gateway.cli", *commands[name], "--nats-url", broker.url,
-                                 "--data-dir", str(tmp_path), "--port", "0"], cwd=REPO_ROOT,
-                                stdout=log, stderr=log)
-
-    processes = {name: start(name) for name in commands}
+        bus: Bus, processes: ProcessStack, tmp_path: Path) -> None:
+    for name in ("recorder", "risk", "router", "venue-sim"):
+        processes.start(name)
     try:
         await asyncio.sleep(1.0)  # let each process subscribe before the market moves
         now = time.time_ns()
@@ -88,10 +58,9 @@ async def test_sigkill_each_processor_in_turn_leaves_no_duplicate_fill_and_the_s
             await bus.publish(intent)
             if index % 12 == 6:
                 # Kill one processor in turn while intents are in flight, then start it again.
-                name = list(commands)[(index // 12) % len(commands)]
-                processes[name].send_signal(signal.SIGKILL)
-                processes[name].wait()
-                processes[name] = start(name)
+                name = ("recorder", "risk", "router", "venue-sim")[(index // 12) % 4]
+                processes.kill(name)
+                processes.start(name)
             await asyncio.sleep(0.02)
 
         projections = Projections(tmp_path / "wal", tmp_path / "projections")
@@ -102,12 +71,9 @@ async def test_sigkill_each_processor_in_turn_leaves_no_duplicate_fill_and_the_s
             orders = projections.state.orders
             return len(orders) == ORDERS and all(o.status in ("FILLED", "REJECTED") for o in orders.values())
 
-        await eventually(lambda: _in_thread(settled), timeout=90, interval=0.5, message="every order settled")
+        await eventually(lambda: _in_thread(settled), timeout=180, interval=0.5, message="every order settled")
     finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
-            process.wait(timeout=15)
+        processes.stop_all()
 
     state = projections.state
     assert all(row.status == "FILLED" for row in state.orders.values()), _outcome(state)

@@ -1,1 +1,1 @@
-"""Binance spot and USD-M futures: message parsing, local-book sync and signed REST."""
+"""Binance spot and USD-M futures: message parsing, signing, the live stream with book sync (live), signed orders (orders)."""

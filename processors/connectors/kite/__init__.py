@@ -1,1 +1,1 @@
-"""Zerodha Kite: KiteTicker binary packet decoding."""
+"""Zerodha Kite: login with automated TOTP (session), orders (orders), KiteTicker packets (ticker) and stream client (stream)."""

@@ -1,0 +1,158 @@
+"""`sq processor binance`: the Binance spot live connector as a service (market data, and with --trade, orders).
+
+Market data: the combined stream for `--symbols`, books kept in sync with REST snapshots, every
+event published on `sq.md.*`, bad messages on `sq.dlq.binance`. With `--trade`, child orders and
+cancels on `sq.exec.child.binance.>` are sent as signed REST calls with the key from the
+credential store (`sq creds set binance --field api_key|api_secret`), and the venue's answers are
+published as ExecutionReports. Ready (`/readyz`) once connected with every book in sync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+import aiohttp
+
+from events.bus import Bus, resolve_url
+from events.codec import AnyEvent
+from events.consumer import ConsumerRunner, ConsumerSpec, Delivery
+from events.logs import configure_logging
+from events.subjects import STREAM_TRADING, InvalidSubjectToken, token
+from events.trading import ChildCancel, ChildOrder
+from processors.connectors.binance.live import DEFAULT_STREAMS, BinanceFeed, BinanceUrls
+from processors.connectors.binance.orders import BinanceOrderError, BinanceOrders
+from processors.connectors.credentials import CredentialError, CredentialStore
+from processors.connectors.sink import FeedSink
+from processors.runtime import stop_on_signals
+from processors.service import start_service_http
+
+log = logging.getLogger(__name__)
+DEFAULT_PORT = 50052
+ALLOWED_STREAMS = ("trade", "aggTrade", "bookTicker", "depth", "depth@100ms", "kline_1s", "kline_1m", "kline_3m",
+                   "kline_5m", "kline_15m", "kline_30m", "kline_1h", "kline_4h", "kline_1d")
+MAX_SYMBOLS = 200  # a combined stream carries at most 1024 streams; 5 per symbol keeps well inside
+
+
+class RunnerConfigError(ValueError):
+    """A command-line option is invalid; `field`, `value` and `reason` say why."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        super().__init__(f"{field} {value!r} {reason}")
+        self.field = field
+        self.value = value
+        self.reason = reason
+
+
+def parse_symbols(text: str) -> list[str]:
+    """`NKNUSDT,blzeth` -> ["NKNUSDT", "BLZETH"], each a legal subject token."""
+    symbols = [part.strip().upper() for part in text.split(",") if part.strip()]
+    if not symbols:
+        raise RunnerConfigError("--symbols", text, "names no symbol")
+    if len(symbols) > MAX_SYMBOLS:
+        raise RunnerConfigError("--symbols", len(symbols), f"symbols exceed the limit {MAX_SYMBOLS}")
+    try:
+        return [token("symbol", symbol) for symbol in symbols]
+    except InvalidSubjectToken as exc:
+        raise RunnerConfigError("--symbols", exc.value, "is not a symbol of [A-Za-z0-9_-]") from exc
+
+
+def parse_streams(text: str) -> list[str]:
+    """`trade,depth@100ms` -> the stream names, each one Binance offers and we parse."""
+    streams = [part.strip() for part in text.split(",") if part.strip()]
+    bad = [s for s in streams if s not in ALLOWED_STREAMS]
+    if bad or not streams:
+        raise RunnerConfigError("--streams", ",".join(bad) or text, f"is not among {', '.join(ALLOWED_STREAMS)}")
+    return streams
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `sq processor binance`."""
+    parser.add_argument("--symbols", required=True, help="comma-separated spot symbols, e.g. NKNUSDT,BTCUSDT")
+    parser.add_argument("--streams", default=",".join(DEFAULT_STREAMS), help="comma-separated stream kinds")
+    parser.add_argument("--ws-url", default=BinanceUrls.ws, help=f"WebSocket base URL (default {BinanceUrls.ws})")
+    parser.add_argument("--rest-url", default=BinanceUrls.rest, help=f"REST base URL (default {BinanceUrls.rest})")
+    parser.add_argument("--trade", action="store_true",
+                        help="also execute child orders from sq.exec.child.binance.> (needs `sq creds set binance`)")
+    parser.add_argument("--recv-window-ms", type=int, default=5000, help="recvWindow of signed requests")
+    parser.add_argument("--data-dir", default="var", help="data directory (credentials in DATA_DIR/secrets)")
+    parser.add_argument("--nats-url", default=None, help="NATS URL (default $SQ_NATS_URL or nats://127.0.0.1:4222)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="/healthz, /readyz, /metrics port")
+    parser.add_argument("--log-level", default="INFO")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the Binance connector until SIGINT/SIGTERM."""
+    try:
+        symbols, streams = parse_symbols(args.symbols), parse_streams(args.streams)
+        creds = CredentialStore(args.data_dir).get("binance") if args.trade else None
+    except (RunnerConfigError, CredentialError) as exc:
+        print(f"binance: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(args, symbols, streams, creds))
+
+
+def order_handler(orders: BinanceOrders, sink: FeedSink):  # type: ignore[no-untyped-def]
+    """The consumer handler: ChildOrder -> place, ChildCancel -> cancel, reports onto the bus."""
+
+    async def handle(event: AnyEvent, delivery: Delivery) -> None:
+        match event:
+            case ChildOrder() if event.venue == "binance":
+                if event.child_id in orders.known:
+                    return  # a redelivery of a child already placed: its reports were published
+                await sink.emit(await orders.place(event, recv_ts=delivery.timestamp_ns))
+            case ChildCancel() if event.venue == "binance":
+                try:
+                    await sink.emit(await orders.cancel(event))
+                except BinanceOrderError as exc:
+                    await sink.reject(delivery.subject, f"cancel refused: {exc}", event.id, ts=delivery.timestamp_ns)
+
+    return handle
+
+
+async def _serve(args: argparse.Namespace, symbols: list[str], streams: list[str], creds: object) -> int:
+    configure_logging("binance", args.log_level)
+    bus = await Bus.connect(resolve_url(args.nats_url), name="connector-binance")
+    await bus.ensure_streams()
+    stop = stop_on_signals()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        sink = FeedSink(bus, "binance")
+        feed = BinanceFeed(http, BinanceUrls(ws=args.ws_url, rest=args.rest_url), symbols, sink, streams=streams)
+        service = await start_service_http(
+            args.port, ready=lambda: feed.connected.is_set() and all(feed.synced(s) for s in symbols))
+        tasks: list[asyncio.Task[Any]] = [asyncio.create_task(feed.run(stop))]
+        consumer = None
+        if creds is not None:
+            orders = BinanceOrders(http, args.rest_url, creds, recv_window_ms=args.recv_window_ms)  # type: ignore[arg-type]
+            spec = ConsumerSpec(stream=STREAM_TRADING.name, durable="connector-binance-orders",
+                                filter_subjects=("sq.exec.child.binance.>",))
+            consumer = ConsumerRunner(bus, spec, order_handler(orders, sink), source="binance")
+            tasks.append(asyncio.create_task(consumer.run()))
+        log.info("started", extra={"processor": "binance", "symbols": symbols, "trade": creds is not None})
+        try:
+            await stop.wait()
+        finally:
+            if consumer is not None:
+                consumer.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await service.cleanup()
+    await bus.close()
+    log.info("stopped", extra={"processor": "binance", "events": feed.stats.events,
+                               "dead_lettered": sink.dead_lettered})
+    return 0
+
+
+def _cli() -> int:
+    parser = argparse.ArgumentParser(prog="sq processor binance")
+    add_arguments(parser)
+    return main(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(_cli())
+
+
+__all__ = ["add_arguments", "main", "order_handler", "parse_streams", "parse_symbols"]
