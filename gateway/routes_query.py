@@ -24,6 +24,7 @@ _json = msgspec.json.Encoder(decimal_format="string")
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 10_000
 _READERS = ("viewer", "trader", "risk", "admin")
+_MAX_ANSWERS = 512
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -82,7 +83,8 @@ def _as_of(request: web.Request) -> int | None:
     return value
 
 
-async def _select(request: web.Request, sql: str, parameters: Sequence[object], *, as_of: int | None = None,
+async def _select(request: web.Request, sql: str, parameters: Sequence[object], *, table: str | None = None,
+                  as_of: int | None = None,
                   limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
     """Run SQL over the caller's visible tables (current, or rebuilt at `as_of`) in a worker thread."""
     claims = await authenticate(request, *_READERS)
@@ -93,16 +95,31 @@ async def _select(request: web.Request, sql: str, parameters: Sequence[object], 
         if accounts is not None and requested not in accounts:
             raise ApiError(403, "forbidden", f"account {requested} is not one of yours")
         accounts = (requested,)
+    names = (table,) if table else None
+    key = (sql, tuple(parameters), limit, accounts)
+    source = projections.cache.table(projections.state, table) if table and as_of is None else None
+    # Answers of the fixed read routes are kept with the table object they were computed from:
+    # TableCache hands out the same object until the projection changes, so identity is freshness.
+    answers = projections.answers
+    cached = answers.get(key)
+    if source is not None and cached is not None and cached[0] is source:
+        # The table this route reads has not changed since the same question was answered.
+        return cached[1]
     if as_of is None:
-        tables = projections.tables(accounts=accounts)
+        tables = projections.tables(accounts=accounts, names=names)
     else:
         state = await asyncio.to_thread(projections.as_of, as_of)
-        tables = projections.tables(state, accounts=accounts)
+        tables = projections.tables(state, accounts=accounts, names=names)
     try:
         result = await asyncio.to_thread(projections.query, sql, tables, list(parameters), limit)
     except QueryError as exc:
         raise bad_request(exc.reason, "invalid_query") from exc
-    return [{key: _plain(value) for key, value in row.items()} for row in result.table.to_pylist()]
+    rows = [{key: _plain(value) for key, value in row.items()} for row in result.table.to_pylist()]
+    if source is not None:
+        if len(answers) >= _MAX_ANSWERS:
+            answers.pop(next(iter(answers)))
+        answers[key] = (source, rows)
+    return rows
 
 
 def _plain(value: object) -> object:
@@ -121,19 +138,19 @@ async def list_orders(request: web.Request) -> web.Response:
             clauses.append(f"{column} = ?")
             parameters.append(request.query[column])
     sql = f"select * from orders where {' and '.join(clauses)} order by created_ts desc"
-    return _respond({"orders": await _select(request, sql, parameters, limit=_limit(request))})
+    return _respond({"orders": await _select(request, sql, parameters, table="orders", limit=_limit(request))})
 
 
 async def get_order(request: web.Request) -> web.Response:
     """GET /v1/orders/{id}: state, filled quantity, average price, decision, children and fills."""
     order_id = request.match_info["order_id"]
-    orders = await _select(request, "select * from orders where order_id = ?", [order_id])
+    orders = await _select(request, "select * from orders where order_id = ?", [order_id], table="orders")
     if not orders:
         raise not_found(f"order {order_id} is not known (or not one of yours)")
     children = await _select(request, "select * from children where order_id = ? order by slice_index, created_ts",
-                             [order_id], limit=MAX_LIMIT)
-    fills = await _select(request, "select * from fills where order_id = ? order by ts", [order_id], limit=MAX_LIMIT)
-    decisions = await _select(request, "select * from decisions where order_id = ?", [order_id])
+                             [order_id], table="children", limit=MAX_LIMIT)
+    fills = await _select(request, "select * from fills where order_id = ? order by ts", [order_id], table="fills", limit=MAX_LIMIT)
+    decisions = await _select(request, "select * from decisions where order_id = ?", [order_id], table="decisions")
     return _respond({**orders[0], "decision": decisions[0] if decisions else None, "children": children,
                      "fills": fills})
 
@@ -142,13 +159,13 @@ async def list_fills(request: web.Request) -> web.Response:
     """GET /v1/fills: executions, newest first (optional ?symbol=)."""
     clause, parameters = ("where symbol = ?", [request.query["symbol"]]) if "symbol" in request.query else ("", [])
     sql = f"select * from fills {clause} order by ts desc"
-    return _respond({"fills": await _select(request, sql, parameters, limit=_limit(request))})
+    return _respond({"fills": await _select(request, sql, parameters, table="fills", limit=_limit(request))})
 
 
 async def positions(request: web.Request) -> web.Response:
     """GET /v1/positions (?as_of=): positions with marks and P&L."""
     as_of = _as_of(request)
-    rows = await _select(request, "select * from positions order by account, symbol", [], as_of=as_of,
+    rows = await _select(request, "select * from positions order by account, symbol", [], table="positions", as_of=as_of,
                          limit=MAX_LIMIT)
     return _respond({"as_of": as_of, "positions": rows})
 
@@ -156,7 +173,7 @@ async def positions(request: web.Request) -> web.Response:
 async def pnl(request: web.Request) -> web.Response:
     """GET /v1/pnl (?as_of=): the P&L time series per account."""
     as_of = _as_of(request)
-    rows = await _select(request, "select * from pnl order by account, ts", [], as_of=as_of, limit=_limit(request))
+    rows = await _select(request, "select * from pnl order by account, ts", [], table="pnl", as_of=as_of, limit=_limit(request))
     return _respond({"as_of": as_of, "pnl": rows})
 
 
@@ -170,13 +187,13 @@ async def candles(request: web.Request) -> web.Response:
     sql = f"select * from (select * from candles where {' and '.join(clauses)} order by open_time desc limit ?) " \
           "order by open_time"
     limit = _limit(request)
-    return _respond({"candles": await _select(request, sql, [*parameters, limit], limit=limit)})
+    return _respond({"candles": await _select(request, sql, [*parameters, limit], table="candles", limit=limit)})
 
 
 async def book(request: web.Request) -> web.Response:
     """GET /v1/book/{venue}/{symbol}: the latest book top."""
     venue, symbol = request.match_info["venue"], request.match_info["symbol"]
-    rows = await _select(request, "select * from book_tops where venue = ? and symbol = ?", [venue, symbol])
+    rows = await _select(request, "select * from book_tops where venue = ? and symbol = ?", [venue, symbol], table="book_tops")
     if not rows:
         raise not_found(f"no book for {venue}/{symbol} yet")
     return _respond(rows[0])
@@ -185,11 +202,11 @@ async def book(request: web.Request) -> web.Response:
 async def audit_order(request: web.Request) -> web.Response:
     """GET /v1/audit/orders/{id}: every event of the order in log order, with stream and WAL sequence."""
     order_id = request.match_info["order_id"]
-    orders = await _select(request, "select account from orders where order_id = ?", [order_id])
+    orders = await _select(request, "select account from orders where order_id = ?", [order_id], table="orders")
     if not orders:
         raise not_found(f"order {order_id} is not known (or not one of yours)")
     rows = await _select(request, "select * from audit where order_id = ? order by stored_ts, stream, seq",
-                         [order_id], limit=MAX_LIMIT)
+                         [order_id], table="audit", limit=MAX_LIMIT)
     return _respond({"order_id": order_id, "events": rows})
 
 

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,7 +18,7 @@ from events.subjects import STREAM_MD, STREAM_TRADING
 from projections.checkpoint import load_checkpoint, snapshot_tables, write_checkpoint
 from projections.query import QueryResult, SqlEngine
 from projections.state import ProjectionState, evolve
-from projections.tables import TableCache
+from projections.tables import ROW_TYPES, TableCache
 from store.follow import Envelope, LiveFeed, history, last_recorded
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class Projections:
         self.caught_up = asyncio.Event()
         self._feed: LiveFeed | None = None
         self._checkpointed_version = 0
+        # The gateway's memo of answered reads (question -> (source table, rows)); see routes_query.
+        self.answers: dict[tuple[object, ...], tuple[object, list[dict[str, Any]]]] = {}
 
     def load_and_catch_up(self) -> dict[str, int]:
         """Start from the latest checkpoint (if any) and fold in every WAL record after it."""
@@ -113,10 +116,11 @@ class Projections:
         return state
 
     def tables(self, state: ProjectionState | None = None, accounts: tuple[str, ...] | None = None,
-               cache: TableCache | None = None) -> dict[str, pa.Table]:
-        """Every table, limited to rows of `accounts` when given (tables without an account are shared)."""
+               names: tuple[str, ...] | None = None) -> dict[str, pa.Table]:
+        """The named tables (default all), limited to rows of `accounts` (tables without an account are shared)."""
         source = state or self.state
-        tables = (cache or (self.cache if state is None else TableCache())).all(source)
+        cache = self.cache if state is None else TableCache()
+        tables = {name: cache.table(source, name) for name in (names or tuple(ROW_TYPES))}
         if accounts is None:
             return tables
         allowed = pa.array(list(accounts), type=pa.string())
