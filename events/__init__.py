@@ -35,7 +35,7 @@ from events.control import (
 )
 from events.ids import derived_id, intent_id_for, new_event_id
 from events.market import Bar, BookDelta, BookSnapshot, BookTop, Trade
-from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet
+from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet, VenuePositionsReported
 from events.subjects import STREAMS, StreamSpec, stream_for_subject, subject_for, subject_matches
 from events.trading import (
     Algo,
@@ -63,7 +63,7 @@ __all__ = [
     "KillSwitchEngaged", "KillSwitchReleased", "LimitAlgo", "LimitsChanged", "MarketAlgo", "OrderIntent",
     "Outgoing", "ParentOrderCompleted", "PovAlgo", "PublishError", "RebalanceProposed", "ReconciliationBreak", "RiskDecision",
     "StreamSettings", "StreamSpec", "TargetWeightsSet", "TimerFired", "Trade", "TradingState",
-    "TradingStateChanged", "TransientError", "TwapAlgo", "VwapAlgo",
+    "TradingStateChanged", "TransientError", "TwapAlgo", "VenuePositionsReported", "VwapAlgo",
     "complete_intent", "decode", "decode_for_subject", "derived_id", "embedded_broker", "encode",
     "find_nats_server", "free_port", "intent_id_for", "new_event_id", "outgoing", "resolve_url",
     "stream_for_subject", "subject_for", "subject_matches", "to_builtins",

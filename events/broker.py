@@ -14,6 +14,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from events._process import die_with_parent
+
 READY_TIMEOUT_S = 20.0
 
 
@@ -89,8 +91,10 @@ class Broker:
             "--http_port", str(self.monitor_port), "--server_name", self.server_name,
             "--log", str(log_path), *self.extra_args,
         ]
+        # Its own session (a terminal's Ctrl-C reaches it only through stop()), but it dies with us:
+        # an orphaned server would keep the port and the JetStream store locked.
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, start_new_session=True)
+                                        stderr=subprocess.PIPE, start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -19,7 +19,7 @@ from events.control import (
 )
 from events.ids import intent_id_for
 from events.market import Bar, BookDelta, BookSnapshot, BookTop, Trade
-from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet
+from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet, VenuePositionsReported
 from events.subjects import CANCEL_PREFIX, INTENT_PREFIX, subject_for
 from events.trading import (
     CancelIntent,
@@ -34,7 +34,7 @@ from events.trading import (
 EVENT_TYPES: tuple[type[Event], ...] = (
     Trade, BookSnapshot, BookDelta, BookTop, Bar,
     OrderIntent, CancelIntent, RiskDecision, ChildOrder, ChildCancel, ExecutionReport, ParentOrderCompleted,
-    TargetWeightsSet, RebalanceProposed, ReconciliationBreak,
+    TargetWeightsSet, RebalanceProposed, ReconciliationBreak, VenuePositionsReported,
     KillSwitchEngaged, KillSwitchReleased, CircuitBreakerTripped, CircuitBreakerReset,
     TradingStateChanged, LimitsChanged, TimerFired,
     AuditEvent, DeadLetter,
@@ -42,7 +42,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 AnyEvent = (Trade | BookSnapshot | BookDelta | BookTop | Bar
             | OrderIntent | CancelIntent | RiskDecision | ChildOrder | ChildCancel | ExecutionReport
             | ParentOrderCompleted
-            | TargetWeightsSet | RebalanceProposed | ReconciliationBreak
+            | TargetWeightsSet | RebalanceProposed | ReconciliationBreak | VenuePositionsReported
             | KillSwitchEngaged | KillSwitchReleased | CircuitBreakerTripped | CircuitBreakerReset
             | TradingStateChanged | LimitsChanged | TimerFired
             | AuditEvent | DeadLetter)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from events._base import Event, Token
+from events._base import Event, TimestampNs, Token
 
 
 class TargetWeightsSet(Event, frozen=True, kw_only=True):
@@ -32,3 +32,12 @@ class ReconciliationBreak(Event, frozen=True, kw_only=True):
     symbol: Token
     ours: Decimal
     venue_reported: Decimal
+
+
+class VenuePositionsReported(Event, frozen=True, kw_only=True):
+    """What a venue says an account holds, per symbol, for reconciliation against our fills."""
+
+    account: Token
+    venue: Token
+    positions: dict[str, Decimal]
+    as_of_ts: TimestampNs | None = None

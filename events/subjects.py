@@ -17,7 +17,7 @@ from events.control import (
     TradingStateChanged,
 )
 from events.market import Bar, BookDelta, BookSnapshot, BookTop, Trade
-from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet
+from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet, VenuePositionsReported
 from events.trading import (
     CancelIntent,
     ChildCancel,
@@ -119,6 +119,8 @@ def subject_for(event: Event) -> str:
             return f"sq.pf.rebalance.{account}"
         case ReconciliationBreak(account=account):
             return f"sq.pf.break.{account}"
+        case VenuePositionsReported(venue=venue, account=account):
+            return f"sq.pf.venuepos.{venue}.{account}"
         case KillSwitchEngaged(account=account) | KillSwitchReleased(account=account):
             return f"sq.ctl.killswitch.{account or ALL_ACCOUNTS}"
         case CircuitBreakerTripped(symbol=symbol) | CircuitBreakerReset(symbol=symbol):

@@ -116,6 +116,7 @@ def _cmd_user_list(args: argparse.Namespace) -> int:
 
 # `sq processor NAME`: each module offers add_arguments(parser) and main(args) -> exit code.
 PROCESSORS: dict[str, tuple[str, str]] = {
+    "portfolio": ("processors.portfolio.runner", "rebalancing, attribution and reconciliation of target weights"),
     "recorder": ("store.recorder", "JetStream to WAL, one log per stream, with durable watermarks"),
     "aggregator": ("processors.aggregator.runner", "bars, L2 books and book tops from trades and depth updates"),
     "binance": ("processors.connectors.live_runner", "Binance spot market data (and, with --trade, orders)"),
@@ -142,9 +143,11 @@ def _part_registrars() -> list[Registrar]:
     """Subcommands that live with the part they operate (store's `wal`, market data's `md`, …)."""
     from processors.connectors.credentials import register as register_creds
     from processors.marketdata_cli import register as register_md
+    from processors.portfolio.cli import register as register_portfolio
+    from processors.reporting.cli import register as register_report
     from store.cli import register as register_store
 
-    return [register_store, register_md, register_creds]
+    return [register_store, register_md, register_creds, register_report, register_portfolio]
 
 
 def build_parser() -> argparse.ArgumentParser:

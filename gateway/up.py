@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from events._process import die_with_parent
 from events.broker import Broker, BrokerNotFound, BrokerStartError, embedded_broker, free_port
 from events.bus import Bus, resolve_url
 from events.logs import configure_logging
@@ -51,7 +52,7 @@ class Child:
         log_file = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway.cli", *self.args, stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file, stderr=log_file)
+            stdout=log_file, stderr=log_file, preexec_fn=die_with_parent)
         log_file.close()
         self.started = time.monotonic()
 

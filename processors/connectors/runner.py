@@ -21,6 +21,7 @@ import msgspec
 from events.bus import Bus, resolve_url
 from events.ids import derived_id
 from events.logs import configure_logging
+from events.market import Bar
 from processors.connectors.config import ConfigError, ReplayConfig
 from processors.connectors.recordings import Item, Record, read_bytes, read_records
 from processors.connectors.replay import ReplayStats, replay
@@ -29,6 +30,7 @@ from processors.service import start_service_http
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 50052
+MINUTE_NS = 60_000_000_000
 
 
 def shifted(items: Iterator[Item], offset_ns: int, loop: int) -> Iterator[Item]:
@@ -38,7 +40,10 @@ def shifted(items: Iterator[Item], offset_ns: int, loop: int) -> Iterator[Item]:
             yield item
             continue
         event_id = derived_id(item.event.id, "loop", loop) if loop else item.event.id
-        event = msgspec.structs.replace(item.event, id=event_id, ts=item.event.ts + offset_ns)
+        moved: dict[str, object] = {"id": event_id, "ts": item.event.ts + offset_ns}
+        if isinstance(item.event, Bar):
+            moved["open_time"] = item.event.open_time + offset_ns
+        event = msgspec.structs.replace(item.event, **moved)
         yield Record(item.line, item.recorded_ns + offset_ns, event)
 
 
@@ -57,7 +62,8 @@ async def replay_files(bus: Bus, config: ReplayConfig, stop: asyncio.Event) -> R
     anchor = _first_recorded_ns(paths[-1])
     passes = 0
     while not stop.is_set():
-        offset = time.time_ns() - anchor if config.shift_to_now else 0
+        # Whole minutes, so shifted bars stay aligned to their interval boundaries.
+        offset = (time.time_ns() - anchor) // MINUTE_NS * MINUTE_NS if config.shift_to_now else 0
         for path in paths:
             records = read_records(read_bytes(path), name=path.name, fmt=config.format, venue=config.venue,
                                    symbol=config.symbol, interval=config.interval)

@@ -32,6 +32,7 @@ from events import (
     Trade,
     TradingStateChanged,
     TwapAlgo,
+    VenuePositionsReported,
     new_event_id,
 )
 
@@ -76,6 +77,8 @@ def sample_events() -> list[Event]:
                           drift_threshold=0.05),
         ReconciliationBreak(id=new_event_id(), ts=TS, account="ACC1", venue="SIM_A", symbol="BTCUSDT",
                             ours=D("1"), venue_reported=D("0.9")),
+        VenuePositionsReported(id=new_event_id(), ts=TS, account="ACC1", venue="SIM_A",
+                               positions={"BTCUSDT": D("0.9")}),
         KillSwitchEngaged(id=new_event_id(), ts=TS, account="ACC1", actor="risk-officer", reason="drill"),
         KillSwitchReleased(id=new_event_id(), ts=TS, actor="risk-officer", reason="drill over"),
         CircuitBreakerTripped(id=new_event_id(), ts=TS, symbol="BTCUSDT", cause="price_move", detail="-7% in 60s"),

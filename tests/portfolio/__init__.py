@@ -1,0 +1,1 @@
+"""Portfolio manager tests: optimisation, rebalancing, reconciliation, risk, attribution, the core on a stack."""
