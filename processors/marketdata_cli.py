@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from events.commands import run_subcommands
 from events.market import Bar, BookDelta, BookSnapshot, Trade
 from processors.aggregator.book import L2Book, Status, top_of_book
 from processors.aggregator.book_events import from_scaled, to_scaled
@@ -171,11 +172,8 @@ def register(subparsers: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `md ...` standalone: `python -m processors.marketdata_cli md candles FILE`."""
-    parser = argparse.ArgumentParser(prog="sq")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
+    return run_subcommands(register, argv)
+
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from events.commands import run_subcommands
 from store.errors import WalCorruptionError, WalError
 from store.reader import WalReader
 from store.recovery import repair
@@ -167,10 +168,8 @@ def _print_json(value: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `wal ...` without the full `sq` command (tests and operators without the gateway installed)."""
-    parser = argparse.ArgumentParser(prog="sq")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    return run_subcommands(register, argv)
+
 
 
 if __name__ == "__main__":

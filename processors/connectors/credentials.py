@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from events.commands import run_subcommands
 from gateway.secrets import SealedFile, SecretError, load_master_key
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -254,10 +255,7 @@ def register(subparsers: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `creds ...` on its own (python -m processors.connectors.credentials set kite --field password)."""
-    parser = argparse.ArgumentParser(prog="sq")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["creds", *(sys.argv[1:] if argv is None else argv)])
-    return int(args.func(args))
+    return run_subcommands(register, ["creds", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

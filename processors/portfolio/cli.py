@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from events.commands import run_subcommands
 from processors.portfolio._qp import QpFailed
 from processors.portfolio.optimize import METHODS, InvalidOptimization, optimize
 from processors.reporting.series_io import InvalidCsv, read_prices_csv
@@ -93,11 +94,8 @@ def register(subparsers: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `portfolio ...` standalone: `python -m processors.portfolio.cli portfolio optimize ...`."""
-    parser = argparse.ArgumentParser(prog="sq")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
+    return run_subcommands(register, argv)
+
 
 
 if __name__ == "__main__":

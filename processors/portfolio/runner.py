@@ -12,7 +12,7 @@ from events.subjects import STREAM_MD, STREAM_TRADING
 from processors.portfolio.core import PortfolioConfig, PortfolioState, decide, evolve
 from processors.runtime import add_common_arguments, run_core
 
-DEFAULT_PORT = 50056
+DEFAULT_PORT = 50055
 
 
 class InvalidPortfolioConfig(ValueError):

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from events.commands import run_subcommands
 from processors.reporting import metrics
 from processors.reporting.report import align, metrics_report
 from processors.reporting.series_io import InvalidCsv, read_returns_csv
@@ -85,11 +86,8 @@ def register(subparsers: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `report ...` standalone: `python -m processors.reporting.cli report metrics --returns FILE`."""
-    parser = argparse.ArgumentParser(prog="sq")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    result: int = args.func(args)
-    return result
+    return run_subcommands(register, argv)
+
 
 
 if __name__ == "__main__":
