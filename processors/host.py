@@ -23,6 +23,7 @@ from events._base import Event
 from events.bus import Bus
 from events.codec import AnyEvent, encode
 from events.consumer import Delivery, dead_letter
+from events.stopping import Stopped, unless_stopped
 from store.follow import Envelope, LiveFeed, SubjectFilter, history, last_recorded
 
 log = logging.getLogger(__name__)
@@ -105,18 +106,14 @@ class ProcessorHost(Generic[State]):
         self._feed = LiveFeed(self.bus, self.streams, positions, source=self.name, wanted=self.wanted)
         await self._feed.start()
         self.caught_up.set()
-        stopper = asyncio.create_task(stop.wait())
         try:
-            iterator = self._feed.__aiter__()
-            while not stop.is_set():
-                getter = asyncio.ensure_future(anext(iterator))
-                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
+            while True:
+                try:
+                    first = await unless_stopped(self._feed.get(), stop)
+                except Stopped:
                     break
-                await self._apply_live([getter.result(), *self._drain()])
+                await self._apply_live([first, *self._drain()])
         finally:
-            stopper.cancel()
             await self._feed.stop()
 
     def _drain(self) -> list[Envelope]:

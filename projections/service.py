@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from prometheus_client import Gauge
 
 from events.bus import Bus
+from events.stopping import Stopped, unless_stopped
 from events.subjects import STREAM_MD, STREAM_TRADING
 from projections.checkpoint import load_checkpoint, snapshot_tables, write_checkpoint
 from projections.query import QueryResult, SqlEngine
@@ -66,22 +67,19 @@ class Projections:
         await self._feed.start()
         self.caught_up.set()
         last_checkpoint = time.monotonic()
-        stopper = asyncio.create_task(stop.wait())
-        iterator = self._feed.__aiter__()
         try:
-            while not stop.is_set():
-                getter = asyncio.ensure_future(anext(iterator))
-                done, _ = await asyncio.wait({getter, stopper}, timeout=self.checkpoint_every_s,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    self.apply_all([getter.result(), *self._feed.drain(1023)])
-                else:
-                    getter.cancel()
+            while True:
+                try:
+                    first = await unless_stopped(self._feed.get(), stop, timeout=self.checkpoint_every_s)
+                    self.apply_all([first, *self._feed.drain(1023)])
+                except Stopped:
+                    break
+                except TimeoutError:
+                    pass  # quiet: fall through to the checkpoint clock
                 if time.monotonic() - last_checkpoint >= self.checkpoint_every_s:
                     await self.checkpoint()
                     last_checkpoint = time.monotonic()
         finally:
-            stopper.cancel()
             await self._feed.stop()
             await self.checkpoint()
 

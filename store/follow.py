@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +95,13 @@ def history(wal_root: Path, streams: Sequence[str], after: Mapping[str, int], *,
 
 
 class LiveFeed:
-    """Ordered push consumers, one per stream, starting after given sequences, merged into one queue."""
+    """Ordered push consumers, one per stream, starting after given sequences, merged into one queue.
+
+    What JetStream already holds beyond `after` when the feed starts (the recorder's lag, or
+    everything when the WAL is elsewhere) is read first and merged by broker time like WAL history,
+    so a processor starting behind sees market data and orders in the order they were stored;
+    only events arriving afterwards interleave across streams as they are delivered.
+    """
 
     def __init__(self, bus: Bus, streams: Sequence[str], after: Mapping[str, int], *, source: str,
                  wanted: SubjectFilter | None = None, queue_size: int = 10_000) -> None:
@@ -104,10 +111,12 @@ class LiveFeed:
         self.source = source
         self.wanted = wanted
         self._queue: asyncio.Queue[Envelope] = asyncio.Queue(queue_size)
+        self._backlog: deque[Envelope] = deque()
         self._subscriptions: list[object] = []
 
     async def start(self) -> None:
-        """Create the consumers; delivery begins at once."""
+        """Read and merge the backlog, then create the live consumers; delivery begins at once."""
+        await self._read_backlog()
         for stream in self.streams:
             start = self.after.get(stream, 0) + 1
             config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
@@ -116,19 +125,48 @@ class LiveFeed:
                 idle_heartbeat=2.0, flow_control=True)
             self._subscriptions.append(subscription)
 
-    async def _on_message(self, msg: Msg) -> None:
+    async def _read_backlog(self) -> None:
+        tagged: list[tuple[int, int, int, Envelope]] = []
+        for index, stream in enumerate(self.streams):
+            end = (await self.bus.js.stream_info(stream)).state.last_seq
+            start = self.after.get(stream, 0) + 1
+            if end < start:
+                continue
+            config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+            subscription = await self.bus.js.subscribe("", stream=stream, ordered_consumer=True, config=config)
+            try:
+                seq = start - 1
+                while seq < end:
+                    msg = await subscription.next_msg(timeout=10)
+                    envelope = await self._envelope(msg)
+                    seq = parse_ack_subject(msg.subject, msg.reply).stream_seq
+                    if envelope is not None:
+                        tagged.append((envelope.stored_ts, index, envelope.seq, envelope))
+            finally:
+                await subscription.unsubscribe()
+            self.after[stream] = end
+        tagged.sort(key=lambda item: item[:3])
+        self._backlog.extend(item[3] for item in tagged)
+
+    async def _envelope(self, msg: Msg) -> Envelope | None:
+        """The message as an envelope, or None when unwanted or invalid (then dead-lettered)."""
         delivery = parse_ack_subject(msg.subject, msg.reply)
         if self.wanted is not None and not self.wanted(msg.subject):
-            return
+            return None
         try:
             event = decode_for_subject(msg.subject, msg.data)
         except EventDecodeError as exc:
             UNDECODABLE.labels(self.source, "live").inc()
             await dead_letter(self.bus, self.source, msg.subject, msg.data, delivery, exc.reason)
-            return
-        # Blocks when the processor falls behind: the server's flow control then slows delivery.
-        await self._queue.put(Envelope(completed(event, delivery.timestamp_ns), delivery.stream,
-                                       delivery.stream_seq, msg.subject, delivery.timestamp_ns, live=True))
+            return None
+        return Envelope(completed(event, delivery.timestamp_ns), delivery.stream, delivery.stream_seq, msg.subject,
+                        delivery.timestamp_ns, live=True)
+
+    async def _on_message(self, msg: Msg) -> None:
+        envelope = await self._envelope(msg)
+        if envelope is not None:
+            # Blocks when the processor falls behind: the server's flow control then slows delivery.
+            await self._queue.put(envelope)
 
     async def stop(self) -> None:
         """Stop delivery."""
@@ -136,17 +174,21 @@ class LiveFeed:
             await subscription.unsubscribe()  # type: ignore[attr-defined]
         self._subscriptions.clear()
 
+    async def get(self) -> Envelope:
+        """The next event, backlog first, waiting for one (safe to cancel: nothing is lost)."""
+        if self._backlog:
+            return self._backlog.popleft()
+        return await self._queue.get()
+
     def drain(self, limit: int) -> list[Envelope]:
         """Up to `limit` envelopes already waiting, without blocking (to batch live work)."""
         batch: list[Envelope] = []
+        while len(batch) < limit and self._backlog:
+            batch.append(self._backlog.popleft())
         while len(batch) < limit and not self._queue.empty():
             batch.append(self._queue.get_nowait())
         return batch
 
     def lag(self) -> int:
         """Events received but not yet taken by the processor."""
-        return self._queue.qsize()
-
-    async def __aiter__(self) -> AsyncIterator[Envelope]:
-        while True:
-            yield await self._queue.get()
+        return len(self._backlog) + self._queue.qsize()

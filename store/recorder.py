@@ -24,6 +24,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from events.bus import Bus
 from events.consumer import parse_ack_subject
+from events.stopping import Stopped, unless_stopped
 from events.subjects import STREAMS, WATERMARK_PREFIX
 from store.follow import wal_dir
 from store.writer import Entry, WalWriter
@@ -107,14 +108,10 @@ class StreamRecorder:
 
     async def _gather(self, stop: asyncio.Event) -> list[Msg]:
         """The next group: wait for one message, then take what arrives within `gather_s`."""
-        getter = asyncio.ensure_future(self._queue.get())
-        stopper = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if getter not in done:
-            getter.cancel()
+        try:
+            batch = [await unless_stopped(self._queue.get(), stop)]
+        except Stopped:
             return []
-        batch = [getter.result()]
         deadline = time.monotonic() + self.gather_s
         while len(batch) < self.max_batch:
             if self._queue.empty():

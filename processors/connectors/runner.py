@@ -22,6 +22,7 @@ from events.bus import Bus, resolve_url
 from events.ids import derived_id
 from events.logs import configure_logging
 from events.market import Bar
+from events.stopping import Stopped, unless_stopped
 from processors.connectors.config import ConfigError, ReplayConfig
 from processors.connectors.recordings import Item, Record, read_bytes, read_records
 from processors.connectors.replay import ReplayStats, replay
@@ -122,18 +123,13 @@ async def _serve(args: argparse.Namespace) -> int:
     await bus.ensure_streams()
     stop = stop_on_signals()
     http = await start_service_http(args.port, ready=lambda: not stop.is_set())
-    replaying = asyncio.create_task(replay_files(bus, config, stop))
-    stopping = asyncio.create_task(stop.wait())
     try:
         # A paced replay sleeps through recorded gaps: a signal must not wait for the file to end.
-        await asyncio.wait({replaying, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not replaying.done():
-            replaying.cancel()
-            log.info("replay stopped by signal")
-            return 0
-        stats = replaying.result()
+        stats = await unless_stopped(replay_files(bus, config, stop), stop)
+    except Stopped:
+        log.info("replay stopped by signal")
+        return 0
     finally:
-        stopping.cancel()
         await http.cleanup()
         await bus.close()
     log.info("replay finished", extra={"published": stats.published, "dead_lettered": stats.dead_lettered})
