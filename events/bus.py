@@ -37,6 +37,19 @@ class StreamSettings:
     duplicate_window_s: float = 120.0
     max_age_s: float | None = None
 
+    @classmethod
+    def from_env(cls) -> StreamSettings:
+        """Settings from $SQ_STREAM_REPLICAS (R3 on a 3-node cluster) and $SQ_DUPLICATE_WINDOW_S."""
+        replicas = os.environ.get("SQ_STREAM_REPLICAS", "1")
+        window = os.environ.get("SQ_DUPLICATE_WINDOW_S", "120")
+        try:
+            settings = cls(replicas=int(replicas), duplicate_window_s=float(window))
+        except ValueError as exc:
+            raise ValueError(f"SQ_STREAM_REPLICAS {replicas!r} / SQ_DUPLICATE_WINDOW_S {window!r}: {exc}") from exc
+        if not 1 <= settings.replicas <= 5:
+            raise ValueError(f"SQ_STREAM_REPLICAS {replicas} must be within 1..5 (JetStream's limit)")
+        return settings
+
 
 class PublishError(RuntimeError):
     """Publishing gave up after retries; `subject` and `msg_id` say which event was not acknowledged."""
@@ -95,7 +108,7 @@ class Bus:
             pending_size=64 * 1024 * 1024,
         )
         js = nc.jetstream(publish_async_max_pending=max_pending_acks)
-        return cls(nc, js, settings or StreamSettings())
+        return cls(nc, js, settings or StreamSettings.from_env())
 
     async def close(self) -> None:
         """Flush what is buffered and close the connection."""

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from gateway import routes_auth, routes_orders, routes_query, routes_schema, routes_ws
+from gateway import routes_auth, routes_dashboard, routes_orders, routes_query, routes_schema, routes_ws
 from gateway.auth import client_address
 from gateway.errors import Handler, json_errors, too_many_requests
 from gateway.state import GATEWAY, Gateway
@@ -72,6 +72,7 @@ def create_app(gateway: Gateway) -> web.Application:
     routes_query.register(app)
     routes_schema.register(app)
     routes_ws.register(app)
+    routes_dashboard.register(app)
 
     async def follow_watermarks(app: web.Application) -> AsyncIterator[None]:
         if gateway.bus is not None:

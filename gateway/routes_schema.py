@@ -208,6 +208,7 @@ ROUTES: list[Route] = [
                                       "Authorization header on a WebSocket."),)),
     Route("get", "/v1/schemas", "Names of every event type", 200, EventTypes, roles=None),
     Route("get", "/v1/schemas/{event_type}", "JSON Schema of one event type", 200, roles=None),
+    Route("get", "/", "The operator dashboard page (HTML; its assets are under /static/)", 200, roles=None),
     Route("get", "/healthz", "Liveness", 200, Health, roles=None),
     Route("get", "/readyz", "Readiness (bus connected, projections caught up)", 200, Readiness, roles=None,
           errors=(503,)),
