@@ -153,11 +153,10 @@ class ConsumerRunner:
                     continue
                 for msg in messages:
                     await self._handle(msg)
-        finally:
-            # Acks are fire-and-forget publishes: flush them so a graceful stop redelivers nothing
-            # already processed (after a crash, redeliveries are absorbed by deterministic ids).
-            if self.bus.nc.is_connected:
+                # Acks are fire-and-forget publishes: flush each batch's before fetching the next, so
+                # the server's ack floor keeps up and a stop or crash redelivers as little as possible.
                 await self.bus.nc.flush()
+        finally:
             await subscription.unsubscribe()
         return self.stats
 

@@ -61,9 +61,10 @@ def write_checkpoint(root: Path, tables: dict[str, pa.Table], stream_positions: 
     pointer.write_text(name)
     os.replace(pointer, root / _CURRENT)
     _fsync_dir(root)
-    for old in root.glob("checkpoint-*"):
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
+    # Keep the previous checkpoint too: a reader that resolved CURRENT just before this write can
+    # still finish reading it.
+    for old in sorted(root.glob("checkpoint-*"))[:-2]:
+        shutil.rmtree(old, ignore_errors=True)
     return final
 
 
