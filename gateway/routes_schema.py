@@ -17,6 +17,7 @@ from gateway.errors import not_found
 from gateway.routes_auth import LoginRequest, LoginResponse
 from gateway.routes_orders import KillSwitchRequest
 from gateway.routes_query import DEFAULT_LIMIT, MAX_LIMIT, QueryRequest
+from gateway.routes_reports import BlotterAnswer, DailyAnswer, MetricsAnswer, TcaAnswer
 from projections.rows import (
     AuditRow,
     CandleRow,
@@ -171,6 +172,9 @@ ACCOUNT = Param("account", _STR, "Only this account (must be one of yours unless
 LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
               f"At most this many rows (default {DEFAULT_LIMIT}).")
 AS_OF = Param("as_of", _STR, "A past moment: ns since epoch, or ISO-8601 with a zone; rebuilt from the WAL.")
+CAPITAL = Param("capital", {"type": "number", "exclusiveMinimum": 0},
+                "Capital the daily P&L is a return on (required).")
+DATE = Param("date", {"type": "string", "format": "date"}, "Only this UTC day, YYYY-MM-DD (required for daily).")
 READERS = ("viewer", "trader", "risk", "admin")
 ROUTES: list[Route] = [
     Route("post", "/v1/auth/login", "Log in with password and TOTP; returns a 12 h JWT", 200, LoginResponse,
@@ -201,6 +205,16 @@ ROUTES: list[Route] = [
           AuditTrail, roles=READERS, query=(ACCOUNT,), errors=(503,)),
     Route("post", "/v1/query", "Read-only SQL (one SELECT) over the caller's visible projection tables", 200,
           QueryAnswer, QueryRequest, READERS, query=(ACCOUNT,), errors=(503,)),
+    Route("get", "/v1/reports/metrics", "Return metrics of an account's daily net P&L on a capital", 200,
+          MetricsAnswer, roles=READERS, query=(ACCOUNT, CAPITAL), errors=(404, 503)),
+    Route("get", "/v1/reports/tearsheet", "Self-contained HTML tear sheet of an account (opens offline)", 200,
+          roles=READERS, query=(ACCOUNT, CAPITAL), errors=(404, 503)),
+    Route("get", "/v1/reports/tca", "TCA per algorithm and venue from completed parent orders", 200, TcaAnswer,
+          roles=READERS, query=(ACCOUNT, DATE), errors=(503,)),
+    Route("get", "/v1/reports/blotter", "Trade blotter: the newest fills, oldest first, with price, fee, venue", 200,
+          BlotterAnswer, roles=READERS, query=(ACCOUNT, DATE, LIMIT), errors=(503,)),
+    Route("get", "/v1/reports/daily", "Daily report per account: fills, turnover, P&L, fees, TCA (UTC day)", 200,
+          DailyAnswer, roles=READERS, query=(ACCOUNT, DATE), errors=(503,)),
     Route("post", "/v1/risk/killswitch", "Engage or release the kill switch", 202, OrderAccepted, KillSwitchRequest,
           ("risk", "admin"), errors=(503, 504)),
     Route("get", "/v1/ws", "WebSocket stream of bus events filtered by subject patterns (see description)", 101,

@@ -9,6 +9,7 @@ from typing import Any
 
 from events.commands import run_subcommands
 from processors.reporting import metrics
+from processors.reporting._commands import register_wal_reports
 from processors.reporting.report import align, metrics_report
 from processors.reporting.series_io import InvalidCsv, read_returns_csv
 
@@ -56,7 +57,7 @@ def cmd_tearsheet(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add `report metrics` and `report tearsheet` to an argparse subparsers object (the `sq` CLI calls this)."""
+    """Add `report metrics|tearsheet|audit|blotter|tca|daily` to an argparse subparsers object (the `sq` CLI calls this)."""
     report = subparsers.add_parser("report", help="performance analytics and tear sheets")
     tools = report.add_subparsers(dest="report_command", required=True)
 
@@ -82,6 +83,8 @@ def register(subparsers: Any) -> None:
     t.add_argument("--title", default=None)
     t.add_argument("--out", required=True, help="HTML file to write")
     t.set_defaults(func=cmd_tearsheet)
+
+    register_wal_reports(tools, _error)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,102 @@
+"""`sq report audit|blotter|tca|daily`: the WAL-backed reports on the command line (no running stack needed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Error = Callable[[str, str], int]
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Rows as a fixed-width text table (None shown as '-')."""
+    cells = [[("-" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(lines)
+
+
+BLOTTER_COLUMNS = ["time", "account", "order_id", "algo", "symbol", "side", "quantity", "price", "fee", "venue",
+                   "liquidity"]
+TCA_COLUMNS = ["algo", "venue", "orders", "filled_quantity", "notional", "fees", "avg_shortfall_bps",
+               "weighted_shortfall_bps", "avg_vwap_slippage_bps", "weighted_vwap_slippage_bps"]
+
+
+def cmd_audit(args: argparse.Namespace, error: Error) -> int:
+    """`sq report audit ORDER_ID`: the order's causal history with WAL positions and seals."""
+    from processors.reporting.audit import OrderNotInWal, audit_order, render_text
+
+    try:
+        trail = audit_order(Path(args.data_dir), args.order_id)
+    except OrderNotInWal as exc:
+        return error("audit", str(exc))
+    print(json.dumps(trail.as_json(), indent=2) if args.json else render_text(trail))
+    return 0
+
+
+def cmd_wal_report(args: argparse.Namespace, error: Error) -> int:
+    """`sq report blotter|tca|daily`: fold the WAL, then print one report."""
+    from processors.reporting.blotter import (
+        InvalidDate,
+        blotter,
+        daily_report,
+        day_books,
+        day_bounds,
+        load_inputs,
+        tca_summary,
+    )
+
+    command = args.report_command
+    accounts = [args.account] if args.account else None
+    try:
+        window = day_bounds(args.date) if args.date else None
+    except InvalidDate as exc:
+        return error(command, str(exc))
+    if command == "daily" and args.date is None:
+        return error(command, "--date YYYY-MM-DD is required")
+    if not (Path(args.data_dir) / "wal").is_dir():
+        return error(command, f"no WAL directory under {args.data_dir}")
+    inputs = load_inputs(Path(args.data_dir))
+    if command == "blotter":
+        rows = blotter(inputs, accounts=accounts, window=window)
+        print(json.dumps({"fills": rows}, indent=2) if args.json else _table(rows, BLOTTER_COLUMNS))
+    elif command == "tca":
+        rows = tca_summary(inputs, accounts=accounts, window=window)
+        print(json.dumps({"tca": rows}, indent=2) if args.json else _table(rows, TCA_COLUMNS))
+    else:
+        books = day_books(Path(args.data_dir) / "wal", args.date)
+        report = daily_report(inputs, args.date, books, accounts=accounts)
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            print(f"Daily report {report['date']} (UTC)")
+            for account in report["accounts"]:
+                figures = {k: v for k, v in account.items() if k not in ("tca", "symbols")}
+                print("\n" + "  ".join(f"{k} {v}" for k, v in figures.items()))
+                print(f"symbols {', '.join(account['symbols']) or '-'}")
+                if account["tca"]:
+                    print(_table(account["tca"], TCA_COLUMNS))
+    return 0
+
+
+def register_wal_reports(tools: Any, error: Error) -> None:
+    """Add audit, blotter, tca and daily to the `report` subcommands."""
+    a = tools.add_parser("audit", help="an order's full causal history from the WAL, with positions and seals")
+    a.add_argument("order_id")
+    a.add_argument("--data-dir", default="data", help="data directory holding wal/")
+    a.add_argument("--json", action="store_true", help="print JSON instead of text")
+    a.set_defaults(func=lambda args: cmd_audit(args, error))
+    helps = {"blotter": "every fill: order, side, quantity, price, fee, venue, liquidity, time",
+             "tca": "transaction cost per algorithm and venue from completed parent orders",
+             "daily": "per account for a UTC day: fills, turnover, P&L, fees, TCA"}
+    for name, text in helps.items():
+        p = tools.add_parser(name, help=text)
+        p.add_argument("--data-dir", default="data", help="data directory holding wal/")
+        p.add_argument("--account", help="only this account")
+        p.add_argument("--date", help="only this UTC day, YYYY-MM-DD" + (" (required)" if name == "daily" else ""))
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        p.set_defaults(func=lambda args: cmd_wal_report(args, error))
