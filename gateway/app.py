@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from gateway import routes_auth, routes_dashboard, routes_orders, routes_query, routes_schema, routes_ws
 from gateway.auth import client_address
 from gateway.errors import Handler, json_errors, too_many_requests
+from gateway.routes_portfolio import register as register_portfolio
 from gateway.routes_reports import register as register_reports
 from gateway.state import GATEWAY, Gateway
 
@@ -72,6 +73,7 @@ def create_app(gateway: Gateway) -> web.Application:
     routes_orders.register(app)
     routes_query.register(app)
     register_reports(app)
+    register_portfolio(app)
     routes_schema.register(app)
     routes_ws.register(app)
     routes_dashboard.register(app)

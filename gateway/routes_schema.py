@@ -16,6 +16,7 @@ from gateway import routes_ws
 from gateway.errors import not_found
 from gateway.routes_auth import LoginRequest, LoginResponse
 from gateway.routes_orders import KillSwitchRequest
+from gateway.routes_portfolio import RebalancePreview, TargetsAccepted, TargetsRequest
 from gateway.routes_query import DEFAULT_LIMIT, MAX_LIMIT, QueryRequest
 from gateway.routes_reports import BlotterAnswer, DailyAnswer, MetricsAnswer, TcaAnswer
 from projections.rows import (
@@ -215,6 +216,10 @@ ROUTES: list[Route] = [
           BlotterAnswer, roles=READERS, query=(ACCOUNT, DATE, LIMIT), errors=(503,)),
     Route("get", "/v1/reports/daily", "Daily report per account: fills, turnover, P&L, fees, TCA (UTC day)", 200,
           DailyAnswer, roles=READERS, query=(ACCOUNT, DATE), errors=(503,)),
+    Route("post", "/v1/portfolio/targets", "Set target weights for an account (the portfolio manager rebalances)",
+          202, TargetsAccepted, TargetsRequest, ("trader", "admin"), errors=(503, 504)),
+    Route("post", "/v1/portfolio/rebalance/preview", "The orders a rebalance to these weights would send now",
+          200, RebalancePreview, TargetsRequest, roles=READERS, errors=(503,)),
     Route("post", "/v1/risk/killswitch", "Engage or release the kill switch", 202, OrderAccepted, KillSwitchRequest,
           ("risk", "admin"), errors=(503, 504)),
     Route("get", "/v1/ws", "WebSocket stream of bus events filtered by subject patterns (see description)", 101,
