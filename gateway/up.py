@@ -123,6 +123,7 @@ def _children(data_dir: Path, url: str, execution: Path, limits: Path, with_mark
         ("router", ["processor", "router", *common, "--config", str(execution)]),
         ("venue-sim", ["processor", "venue-sim", *common, "--config", str(execution)]),
         ("aggregator", ["processor", "aggregator", *common, "--intervals", "1s,1m", "--top-every-ms", "250"]),
+        ("portfolio", ["processor", "portfolio", *common]),
     ]
     if with_market:
         market = [str(SAMPLES / name) for name in MARKET_FILES]
