@@ -21,11 +21,12 @@ from events.audit import DeadLetter
 from events.codec import encode
 from events.ids import derived_id
 from events.market import BookTop, Trade
-from events.portfolio import TargetWeightsSet
+from events.portfolio import TargetWeightsSet, VenuePositionsReported
 from events.subjects import subject_for
 from events.trading import ExecutionReport, OrderIntent
 from processors.portfolio.attribution import Attribution
 from processors.portfolio.rebalance import RebalanceConfig, RebalanceRefused, rebalance
+from processors.portfolio.reconcile import reconcile
 from processors.positions import EXACT, Book, signed
 from processors.positions.book import evolve as evolve_book
 
@@ -48,13 +49,21 @@ class PortfolioConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 class PortfolioState:
     """Positions, marks and attribution the portfolio manager keeps, rebuilt from the log on start."""
 
-    __slots__ = ("config", "book", "marks", "attribution")
+    __slots__ = ("config", "book", "marks", "attribution", "at_venue", "reports_seen")
 
     def __init__(self, config: PortfolioConfig | None = None) -> None:
         self.config = config or PortfolioConfig()
         self.book = Book()
         self.marks: dict[str, Decimal] = {}
         self.attribution: dict[str, Attribution] = {}
+        # Signed filled quantity per (account, venue, symbol): what each venue should report we hold.
+        self.at_venue: dict[tuple[str, str, str], Decimal] = {}
+        self.reports_seen: set[str] = set()
+
+    def held_at(self, account: str, venue: str) -> dict[str, Decimal]:
+        """Quantity per symbol that our fills at `venue` add up to for the account."""
+        return {symbol: quantity for (owner, where, symbol), quantity in self.at_venue.items()
+                if owner == account and where == venue}
 
     def holdings(self, account: str) -> dict[str, Decimal]:
         """Quantity per symbol of the account from fills."""
@@ -103,6 +112,10 @@ def decide(state: PortfolioState, event: object) -> list[Event]:
                 return [DeadLetter(id=derived_id(event.id, ROLE_DEAD_LETTER), ts=event.ts, causation_id=event.id,
                                    correlation_id=event.id, source="portfolio", subject=subject_for(event),
                                    reason=str(exc), payload=encode(event).decode())]
+        case VenuePositionsReported(account=account, venue=venue, positions=reported):
+            breaks: list[Event] = list(reconcile(account, venue, state.held_at(account, venue), reported,
+                                                 cause_id=event.id, ts=event.ts))
+            return breaks
     return []
 
 
@@ -114,6 +127,10 @@ def evolve(state: PortfolioState, event: object) -> PortfolioState:
         case BookTop(symbol=symbol, bid_price=bid, ask_price=ask) if bid is not None and ask is not None:
             state.marks[symbol] = EXACT.divide(EXACT.add(bid, ask), Decimal(2))
         case OrderIntent(account=account) | ExecutionReport(account=account):
+            if isinstance(event, ExecutionReport) and event.last_quantity and event.id not in state.reports_seen:
+                state.reports_seen.add(event.id)
+                key = (account, event.venue, event.symbol)
+                state.at_venue[key] = state.at_venue.get(key, ZERO) + signed(event.side, event.last_quantity)
             attribution = state.attribution.get(account)
             if attribution is None:
                 attribution = state.attribution[account] = Attribution(account)

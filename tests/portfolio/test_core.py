@@ -9,7 +9,7 @@ import pytest
 
 from events.audit import DeadLetter
 from events.market import BookTop, Trade
-from events.portfolio import RebalanceProposed, TargetWeightsSet
+from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet, VenuePositionsReported
 from events.trading import ExecutionReport, OrderIntent, RiskDecision
 from processors.portfolio.core import PortfolioConfig, PortfolioState, decide, evolve
 from processors.portfolio.rebalance import RebalanceConfig
@@ -80,3 +80,22 @@ def test_config_when_fields_bad_then_every_problem_named(tmp_path):
     path.write_text(json.dumps({"capitl": {}}))
     with pytest.raises(InvalidPortfolioConfig, match="capitl"):
         load_config(str(path))
+
+
+def test_venue_positions_when_they_disagree_with_our_fills_then_a_break_per_symbol():
+    state = PortfolioState(PortfolioConfig())
+    for index, (symbol, side, quantity) in enumerate((("AAA", "BUY", "5"), ("AAA", "SELL", "2"), ("BBB", "BUY", "1"))):
+        step(state, ExecutionReport(id=f"r{index}", ts=T0, order_id="o", child_id=f"c{index}", account="ACC1",
+                                    venue="SIM", symbol=symbol, side=side, status="FILLED",
+                                    last_quantity=D(quantity), last_price=D("10"), cum_quantity=D(quantity)))
+    # A redelivered report must not count twice.
+    step(state, ExecutionReport(id="r0", ts=T0, order_id="o", child_id="c0", account="ACC1", venue="SIM",
+                                symbol="AAA", side="BUY", status="FILLED", last_quantity=D("5"),
+                                last_price=D("10"), cum_quantity=D("5")))
+    report = VenuePositionsReported(id="v1", ts=T0 + 1, account="ACC1", venue="SIM",
+                                    positions={"AAA": D("3"), "BBB": D("2"), "CCC": D("1")})
+    breaks = step(state, report)
+    assert [(b.symbol, b.ours, b.venue_reported) for b in breaks] == [("BBB", D("1"), D("2")), ("CCC", D("0"), D("1"))]
+    assert all(isinstance(b, ReconciliationBreak) and b.venue == "SIM" for b in breaks)
+    assert step(state, VenuePositionsReported(id="v2", ts=T0 + 2, account="ACC1", venue="SIM",
+                                              positions={"AAA": D("3"), "BBB": D("1")})) == []
