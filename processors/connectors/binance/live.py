@@ -25,6 +25,7 @@ from prometheus_client import Counter
 
 from events._base import Event
 from events.market import BookDelta
+from events.stopping import Stopped, unless_stopped
 from processors.aggregator.book import Status
 from processors.aggregator.sync import BookSync, on_delta, on_snapshot
 from processors.connectors.binance.parse import VENUE_SPOT, FeedError, parse_snapshot, parse_ws
@@ -134,23 +135,17 @@ class BinanceFeed:
             self.stats.connects += 1
             self.connected.set()
             log.info("binance stream connected", extra={"symbols": self.symbols})
-            stopper = asyncio.create_task(stop.wait())
-            try:
-                while True:
-                    receiver = asyncio.create_task(ws.receive())
-                    done, _ = await asyncio.wait({receiver, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    if stopper in done:
-                        receiver.cancel()
-                        return
-                    msg = receiver.result()
-                    if msg.type is aiohttp.WSMsgType.TEXT:
-                        await self.on_text(msg.data)
-                    elif msg.type is aiohttp.WSMsgType.BINARY:
-                        await self.on_text(msg.data.decode("utf-8", "replace"))
-                    else:
-                        raise aiohttp.ClientConnectionError(f"stream closed: {msg.type.name} {msg.data!r}")
-            finally:
-                stopper.cancel()
+            while True:
+                try:
+                    msg = await unless_stopped(ws.receive(), stop)
+                except Stopped:
+                    return
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    await self.on_text(msg.data)
+                elif msg.type is aiohttp.WSMsgType.BINARY:
+                    await self.on_text(msg.data.decode("utf-8", "replace"))
+                else:
+                    raise aiohttp.ClientConnectionError(f"stream closed: {msg.type.name} {msg.data!r}")
 
     async def on_text(self, raw: str) -> None:
         """Handle one stream message: parse, publish, and feed diffs to the symbol's book sync."""

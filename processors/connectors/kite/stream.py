@@ -26,6 +26,7 @@ import aiohttp
 from events._base import Event
 from events.ids import derived_id
 from events.market import BookSnapshot, Trade
+from events.stopping import Stopped, unless_stopped
 from processors.connectors.kite.orders import VENUE, KiteOrders
 from processors.connectors.kite.session import KiteSession
 from processors.connectors.kite.ticker import PacketError, Tick, decode_message
@@ -127,20 +128,14 @@ class KiteTicker:
             await ws.send_str(json.dumps({"a": "subscribe", "v": tokens}))
             await ws.send_str(json.dumps({"a": "mode", "v": [self.mode, tokens]}))
             self.connected.set()
-            stopper = asyncio.create_task(stop.wait())
-            try:
-                while True:
-                    receiver = asyncio.create_task(ws.receive())
-                    done, _ = await asyncio.wait({receiver, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    if stopper in done:
-                        receiver.cancel()
-                        return
-                    msg = receiver.result()
-                    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                        raise aiohttp.ClientConnectionError(f"ticker closed: {msg.type.name} {msg.data!r}")
-                    await self.on_message(msg)
-            finally:
-                stopper.cancel()
+            while True:
+                try:
+                    msg = await unless_stopped(ws.receive(), stop)
+                except Stopped:
+                    return
+                if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                    raise aiohttp.ClientConnectionError(f"ticker closed: {msg.type.name} {msg.data!r}")
+                await self.on_message(msg)
 
     async def on_message(self, msg: aiohttp.WSMessage) -> None:
         """Handle one WebSocket message: binary ticks, or a JSON text message."""
