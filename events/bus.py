@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,15 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL_ENV = "SQ_NATS_URL"
 MSG_ID_HEADER = "Nats-Msg-Id"
+
+# How long a publish keeps retrying transient failures: longer than a JetStream leader election.
+RETRY_BUDGET_S = 30.0
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds to wait before retry number `attempt` (0.1, 0.2, 0.4 … capped at 2)."""
+    return float(min(2.0, 0.1 * 2 ** (attempt - 1)))
+
 
 PUBLISHED = Counter("sq_bus_published_total", "Events acknowledged by JetStream", ["stream"])
 PUBLISH_RETRIES = Counter("sq_bus_publish_retries_total", "Publishes retried with the same Nats-Msg-Id")
@@ -138,21 +148,30 @@ class Bus:
                     pass
             await self.js.update_stream(config)
 
-    async def publish(self, event: Event, *, subject: str | None = None, timeout: float = 5.0) -> PubAck:
+    async def publish(self, event: Event, *, subject: str | None = None, timeout: float = 5.0,
+                      budget_s: float = RETRY_BUDGET_S) -> PubAck:
         """Publish one event and wait for JetStream's ack; retried with the same id on a timeout."""
-        return await self.publish_encoded(outgoing(event, subject), timeout=timeout)
+        return await self.publish_encoded(outgoing(event, subject), timeout=timeout, budget_s=budget_s)
 
-    async def publish_encoded(self, item: Outgoing, *, timeout: float = 5.0, attempts: int = 3) -> PubAck:
-        """Publish pre-encoded bytes; the same Nats-Msg-Id on every retry, so retries are deduplicated."""
+    async def publish_encoded(self, item: Outgoing, *, timeout: float = 5.0, attempts: int | None = None,
+                              budget_s: float = RETRY_BUDGET_S) -> PubAck:
+        """Publish pre-encoded bytes; the same Nats-Msg-Id on every retry, so retries are deduplicated.
+
+        Transient failures (no stream leader during an election, a reconnect, a timeout) are retried
+        with backoff until `budget_s` has passed (or `attempts` tries, when given).
+        """
         last: BaseException | None = None
-        for attempt in range(attempts):
+        deadline = time.monotonic() + budget_s
+        attempt = 0
+        while attempt == 0 or ((attempts is None or attempt < attempts) and time.monotonic() < deadline):
             if attempt:
                 PUBLISH_RETRIES.inc()
-                await asyncio.sleep(0.1 * 2**attempt)
+                await asyncio.sleep(_backoff(attempt))
+            attempt += 1
             try:
                 ack = await self.js.publish(item.subject, item.payload, timeout=timeout,
                                             headers={MSG_ID_HEADER: item.msg_id})
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError,
                     nats.errors.ConnectionReconnectingError, nats.js.errors.ServiceUnavailableError) as exc:
                 last = exc
                 continue
@@ -161,27 +180,31 @@ class Bus:
         raise PublishError(item.subject, item.msg_id, last or TimeoutError())
 
     async def publish_batch(self, events: Sequence[Event], *, timeout: float = 10.0,
-                            attempts: int = 3) -> list[PubAck]:
+                            attempts: int | None = None) -> list[PubAck]:
         """Publish many events with acks in flight together; returns the acks in input order."""
         return await self.publish_batch_encoded([outgoing(event) for event in events],
                                                 timeout=timeout, attempts=attempts)
 
     async def publish_batch_encoded(self, items: Sequence[Outgoing], *, timeout: float = 10.0,
-                                    attempts: int = 3) -> list[PubAck]:
+                                    attempts: int | None = None,
+                                    budget_s: float = RETRY_BUDGET_S) -> list[PubAck]:
         """Batch publish with a bound on the wait: unacknowledged items are republished with the same id.
 
         nats-py's publish_async futures have no timeout of their own, so each round waits at
-        most `timeout`; whatever is not acknowledged by then (or failed) goes round again.
+        most `timeout`; whatever is not acknowledged by then (or failed) goes round again, with
+        backoff, until `budget_s` has passed (or `attempts` rounds, when given).
         """
         acks: list[PubAck | None] = [None] * len(items)
         todo = list(range(len(items)))
         last: BaseException | None = None
         loop = asyncio.get_running_loop()
-        for attempt in range(attempts):
-            if not todo:
-                break
+        budget_end = time.monotonic() + budget_s
+        attempt = 0
+        while todo and (attempt == 0 or ((attempts is None or attempt < attempts) and time.monotonic() < budget_end)):
             if attempt:
                 PUBLISH_RETRIES.inc(len(todo))
+                await asyncio.sleep(_backoff(attempt))
+            attempt += 1
             futures: dict[int, asyncio.Future[PubAck]] = {}
             try:
                 # One deadline pushed forward as acks free slots (an inactivity timeout): a

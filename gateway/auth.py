@@ -33,7 +33,7 @@ async def audit(request: web.Request, kind: str, actor: str, action: str,
     if bus is None:
         return
     try:
-        await bus.publish(event, timeout=2.0)
+        await bus.publish(event, timeout=2.0, budget_s=2.0)
     except PublishError as exc:
         log.error("audit event not published", extra={"kind": kind, "actor": actor, "error": str(exc)})
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
-from events.bus import Outgoing, outgoing
+from events.bus import Outgoing, PublishError, outgoing
 from events.codec import complete_intent
 from events.control import KillSwitchEngaged, KillSwitchReleased
 from events.ids import derived_id, new_event_id
@@ -37,7 +37,12 @@ async def publish_durably(gateway: Gateway, item: Outgoing) -> dict[str, object]
     """Publish, then (when configured) wait until the recorder has the event in the WAL."""
     if gateway.bus is None:
         raise ApiError(503, "unavailable", "the gateway is not connected to the bus")
-    ack = await gateway.bus.publish_encoded(item)
+    try:
+        # A client is waiting: give up (503) sooner than a processor would.
+        ack = await gateway.bus.publish_encoded(item, budget_s=5.0)
+    except PublishError as exc:
+        raise ApiError(503, "unavailable", "the broker did not acknowledge the event; retrying with the same "
+                                           "client_order_id (or id) is safe") from exc
     durable = True
     if gateway.config.durable_ack:
         durable = await gateway.watermarks.wait_for(ack.stream, ack.seq, gateway.config.durable_timeout_s)
