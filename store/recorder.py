@@ -37,6 +37,7 @@ DURABLE_SEQ = Gauge("sq_recorder_durable_seq", "Last stream sequence durable in 
 COMMIT_SECONDS = Histogram("sq_wal_group_commit_seconds", "Write + fdatasync time of one group commit",
                            ["stream"], buckets=(1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.5, 1))
 DEFAULT_PORT = 50059
+DEFAULT_SEAL_EVERY_S = 600.0
 
 
 class StreamResetError(RuntimeError):
@@ -71,14 +72,16 @@ class StreamRecorder:
     """Records one JetStream stream into its WAL until stopped."""
 
     def __init__(self, bus: Bus, stream: str, wal_root: Path, *, max_batch: int = 4096,
-                 gather_s: float = 0.002) -> None:
+                 gather_s: float = 0.002, seal_every_s: float = DEFAULT_SEAL_EVERY_S) -> None:
         self.bus = bus
         self.stream = stream
         self.directory = wal_dir(wal_root, stream)
         self.max_batch = max_batch
         self.gather_s = gather_s
+        self.seal_every_s = seal_every_s
         self._queue: asyncio.Queue[Msg] = asyncio.Queue(max_batch * 4)
         self.writer: WalWriter | None = None
+        self._last_seal = time.monotonic()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Open the WAL, subscribe after its last sequence, and commit batches until `stop`."""
@@ -143,6 +146,11 @@ class StreamRecorder:
         DURABLE_SEQ.labels(self.stream).set(last)
         await self.bus.nc.publish(WATERMARK_PREFIX + self.stream,
                                   json.dumps({"stream": self.stream, "seq": last}).encode())
+        if time.monotonic() - self._last_seal >= self.seal_every_s:
+            # Backups copy sealed segments only: seal on a clock, not just at the size limit, so a
+            # quiet site's history still reaches the backup within the interval.
+            await asyncio.to_thread(self.writer.seal)
+            self._last_seal = time.monotonic()
 
     async def _watch_lag(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -152,9 +160,10 @@ class StreamRecorder:
             await asyncio.sleep(1.0)
 
 
-async def record(bus: Bus, wal_root: Path, streams: list[str], stop: asyncio.Event) -> None:
+async def record(bus: Bus, wal_root: Path, streams: list[str], stop: asyncio.Event, *,
+                 seal_every_s: float = DEFAULT_SEAL_EVERY_S) -> None:
     """Record every given stream until `stop`; the first fatal error stops them all."""
-    recorders = [StreamRecorder(bus, stream, wal_root) for stream in streams]
+    recorders = [StreamRecorder(bus, stream, wal_root, seal_every_s=seal_every_s) for stream in streams]
     tasks = [asyncio.create_task(recorder.run(stop)) for recorder in recorders]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -175,6 +184,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, default_port=DEFAULT_PORT)
     parser.add_argument("--streams", default=",".join(spec.name for spec in STREAMS),
                         help="comma-separated streams to record (default: all)")
+    parser.add_argument("--seal-every-s", type=float, default=DEFAULT_SEAL_EVERY_S,
+                        help="seal the open segment this often when records arrived, so backups include them "
+                             f"(default {DEFAULT_SEAL_EVERY_S:.0f})")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -194,7 +206,8 @@ async def _serve(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     http = await start_service_http(args.port, ready=lambda: not stop.is_set())
     try:
-        await record(bus, Path(args.data_dir) / "wal", [s for s in args.streams.split(",") if s], stop)
+        await record(bus, Path(args.data_dir) / "wal", [s for s in args.streams.split(",") if s], stop,
+                     seal_every_s=args.seal_every_s)
     except Exception:  # noqa: BLE001 - logged with its cause; the exit code tells the supervisor
         log.exception("recorder failed")
         return 1

@@ -70,14 +70,17 @@ def signed(side: str, quantity: Decimal) -> Decimal:
 
 
 def _released_cost(cost: Decimal, closed: Decimal, open_quantity: Decimal) -> Decimal:
-    """The share of `cost` that closing `closed` of `open_quantity` (same sign) releases."""
+    """The share of `cost` that closing `closed` of `open_quantity` (same sign) releases.
+
+    Always rounded to RELEASE_QUANTUM (unless everything closes): an exact quotient can carry
+    many digits, and repeated partial closes would grow the cost basis past any fixed precision.
+    Whatever the rounding leaves stays in the cost basis, so realized + unrealized still equals
+    the cash flows exactly.
+    """
     if closed == open_quantity:
         return cost
     numerator = EXACT.multiply(cost, closed)
-    try:
-        return EXACT.divide(numerator, open_quantity)
-    except Inexact:
-        return _ROUNDING.divide(numerator, open_quantity).quantize(RELEASE_QUANTUM, context=_ROUNDING)
+    return _ROUNDING.divide(numerator, open_quantity).quantize(RELEASE_QUANTUM, context=_ROUNDING)
 
 
 def apply_fill(position: Position, side: str, quantity: Decimal, price: Decimal,

@@ -186,3 +186,20 @@ def test_book_when_cancel_intent_for_client_order_id_then_parent_closed() -> Non
     accepted(book, order)
     evolve(book, CancelIntent(id="c1", ts=order.ts, account="ACC1", client_order_id="my-1"))
     assert book.open_orders("ACC1") == 0 and not book.open_buy
+
+
+def test_thousands_of_random_partial_closes_keep_the_cost_basis_bounded_and_exact() -> None:
+    """Regression (found by the soak): an exact release quotient with many digits grew the cost past 80 digits."""
+    import random
+
+    rng = random.Random(7)
+    position = Position(account="A", symbol="S")
+    cash = D(0)
+    for _ in range(3_000):
+        side, quantity = rng.choice(["BUY", "SELL"]), D(rng.randint(1, 5))
+        price = D("100.00") + D(rng.randint(-50, 50)) / 100
+        position = apply_fill(position, side, quantity, price, D("0.01"))
+        cash += (-quantity if side == "BUY" else quantity) * price
+    mark = D("100.25")
+    assert position.realized_pnl + position.unrealized_pnl(mark) == cash + position.quantity * mark
+    assert -position.cost.as_tuple().exponent <= 24

@@ -107,3 +107,18 @@ async def test_recorder_sigkilled_twice_while_events_flow_records_each_exactly_o
         stop_publishing.set()
         process.terminate()
         process.wait(timeout=10)
+
+
+async def test_recorder_seals_on_a_clock_so_backups_see_recent_history(bus: Bus, tmp_path: Path) -> None:
+    stop = asyncio.Event()
+    recorder = StreamRecorder(bus, "SQ_MD", tmp_path / "wal", seal_every_s=0.0)
+    task = asyncio.create_task(recorder.run(stop))
+    for start in (0, 10, 20):
+        await bus.publish_batch([_trade(i) for i in range(start, start + 10)])
+        await eventually(lambda end=start + 10: len(_wal_messages(tmp_path / "wal" / "SQ_MD")) == end,
+                         message="recorded")
+    stop.set()
+    await task
+    segments = WalReader(tmp_path / "wal" / "SQ_MD").layout().segments
+    assert len(segments) >= 2 and all(info.seal is not None for info in segments[:-1])
+    assert [seq for seq, _, _ in _wal_messages(tmp_path / "wal" / "SQ_MD")] == list(range(1, 31))

@@ -99,6 +99,7 @@ def test_sigkilled_writer_keeps_every_acknowledged_record_over_200_trials(tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_sigkilled_writer_keeps_every_acknowledged_record_over_thousands_of_trials(tmp_path: Path) -> None:
     for log in range(10):
         kill_trials(tmp_path / f"log{log}", 300, seed=1000 + log)
@@ -135,6 +136,7 @@ def test_power_loss_keeps_every_acknowledged_record(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_power_loss_keeps_every_acknowledged_record_soak(tmp_path: Path) -> None:
     power_loss_trials(tmp_path, 2000, seed=8)
 

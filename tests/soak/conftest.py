@@ -1,0 +1,3 @@
+"""The soak reuses the pipeline's real-process fixture."""
+
+from tests.pipeline.conftest import processes  # noqa: F401 - the fixture, reused

@@ -1,0 +1,225 @@
+"""Soak: the order path as real processes under a steady mixed load, sampled every minute, then reconciled.
+
+`make soak` (or `SQ_SOAK_SECONDS=90 pytest -m slow tests/soak`) runs it; it is not part of `make test`.
+Recorder, risk, router, venue-sim and the aggregator run as `sq processor` processes over a real
+nats-server (the `processes` fixture). In this process a market-data publisher sends a trade per
+symbol 20 times a second and a two-level book 4 times a second (the aggregator derives tops and
+bars from them), and an order publisher sends 20 intents a second: MARKET, marketable IOC LIMIT,
+2-slice TWAP, and 5% over the quantity limit (rejected). Rates come from `SQ_SOAK_MD_RATE` (ticks/s)
+and `SQ_SOAK_ORDER_RATE` (intents/s).
+
+Every sample period (60 s, shorter for runs under 10 minutes) it records throughput, intent→fill
+and intent→decision latency percentiles, recorder lag and the RSS of every process. At the end:
+memory growth of each processor process from the end of the warm-up (a sixth of the run, at most
+5 minutes) must stay under 10% (nats-server and this driver are sampled and reported, not asserted:
+the broker's JetStream caches grow with the streams by design); the WAL is reconciled against what was published and against
+projections rebuilt from it. The JSON report goes to `SQ_SOAK_REPORT` (default
+`bench-results/soak.json`) even when an assertion fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from events import Broker, Bus
+from tests.conftest import REPO_ROOT, eventually
+from tests.pipeline.conftest import ProcessStack
+from tests.soak._load import Market, Orders, cpu_seconds, paced, rss_kb
+from tests.soak._reconcile import reconcile
+
+SECONDS = float(os.environ.get("SQ_SOAK_SECONDS", "1800"))
+MD_RATE = float(os.environ.get("SQ_SOAK_MD_RATE", "20"))
+ORDER_RATE = float(os.environ.get("SQ_SOAK_ORDER_RATE", "20"))
+SAMPLE_SECONDS = min(60.0, max(5.0, SECONDS / 10))
+WARMUP_SECONDS = min(300.0, SECONDS / 6)
+MAX_GROWTH = 0.10
+PROCESSORS = ("recorder", "risk", "router", "venue-sim", "aggregator")
+
+
+def _report_path() -> Path:
+    path = Path(os.environ.get("SQ_SOAK_REPORT", "bench-results/soak.json"))
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def _percentiles(values: list[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"n": 0, "p50_ms": None, "p90_ms": None, "p99_ms": None, "max_ms": None}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 3)
+
+    return {"n": len(ordered), "p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99),
+            "max_ms": round(ordered[-1] * 1000, 3)}
+
+
+class Sampler:
+    """Per-period throughput, latency, recorder lag and RSS."""
+
+    def __init__(self, bus: Bus, processes: ProcessStack, broker: Broker, market: Market, orders: Orders) -> None:
+        self.bus, self.processes, self.market, self.orders = bus, processes, market, orders
+        self.pids = {name: p.pid for name, p in processes.processes.items()}
+        assert broker.process is not None
+        self.pids["nats-server"] = broker.process.pid
+        self.pids["driver (this test)"] = os.getpid()
+        self.samples: list[dict[str, Any]] = []
+        self.watermarks: dict[str, int] = {}
+        self._last: dict[str, float] = {}
+        self._cpu: dict[str, float] = {}
+        self._t0 = time.perf_counter()
+
+    async def watch_watermarks(self) -> None:
+        async def on(msg: Any) -> None:
+            body = json.loads(msg.data)
+            self.watermarks[body["stream"]] = body["seq"]
+
+        await self.bus.nc.subscribe("sq.wal.watermark.*", cb=on)
+
+    async def recorded(self) -> bool:
+        """Whether the recorder's durable watermark has reached the end of both streams."""
+        for stream in ("SQ_MD", "SQ_TRADING"):
+            info = await self.bus.js.stream_info(stream)
+            if self.watermarks.get(stream, 0) < info.state.last_seq:
+                return False
+        return True
+
+    def alive(self) -> None:
+        for name, process in self.processes.processes.items():
+            if process.poll() is not None:
+                log = (self.processes.data_dir / f"{name}.log").read_text(errors="replace")[-3000:]
+                pytest.fail(f"{name} exited with {process.returncode} during the soak:\n{log}")
+
+    async def sample(self, phase: str) -> dict[str, Any]:
+        self.alive()
+        now = time.perf_counter()
+        streams = {}
+        for stream in ("SQ_MD", "SQ_TRADING"):
+            info = await self.bus.js.stream_info(stream)
+            streams[stream] = {"last_seq": info.state.last_seq,
+                               "recorder_lag": info.state.last_seq - self.watermarks.get(stream, 0)}
+        counters = {"intents": len(self.orders.sent), "decisions": self.orders.decisions_seen,
+                    "fills": self.orders.fills_seen, "md_events": len(self.market.published),
+                    **{f"{s}_events": v["last_seq"] for s, v in streams.items()}}
+        since = self._last.get("t", self._t0)
+        elapsed = now - since
+        rates = {f"{k}_per_s": round((v - self._last.get(k, 0)) / elapsed, 2) for k, v in counters.items()}
+        fills = [lat for t, lat in self.orders.fill_latencies if since < t <= now]
+        decisions = [lat for t, lat in self.orders.decision_latencies if since < t <= now]
+        cpu = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        cpu_pct = {name: round((used - self._cpu.get(name, 0.0)) * 100 / elapsed, 1) for name, used in cpu.items()}
+        self._cpu = cpu
+        sample = {"t_s": round(now - self._t0, 1), "phase": phase, "throughput": rates, "totals": counters,
+                  "intent_to_fill": _percentiles(fills), "intent_to_decision": _percentiles(decisions),
+                  "recorder_lag": {s: v["recorder_lag"] for s, v in streams.items()},
+                  "rss_kb": {name: rss_kb(pid) for name, pid in self.pids.items()}, "cpu_pct": cpu_pct}
+        self._last = {"t": now, **counters}
+        self.samples.append(sample)
+        return sample
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(SECONDS + 900)
+async def test_soak_steady_mixed_load_keeps_memory_flat_and_loses_or_duplicates_nothing(
+        broker: Broker, bus: Bus, processes: ProcessStack, tmp_path: Path) -> None:
+    processes.commands["aggregator"] = ["processor", "aggregator", "--intervals", "1s,1m", "--port", "0"]
+    for name in PROCESSORS:
+        processes.start(name)
+    market, stop = Market(bus), asyncio.Event()
+    orders = Orders(bus, market)
+    await orders.subscribe()
+    sampler = Sampler(bus, processes, broker, market, orders)
+    await sampler.watch_watermarks()
+    report: dict[str, Any] = {"name": "soak", "duration_s": SECONDS, "warmup_s": WARMUP_SECONDS,
+                              "sample_s": SAMPLE_SECONDS, "md_ticks_per_s": MD_RATE, "intents_per_s": ORDER_RATE,
+                              "processes": list(sampler.pids), "machine": {"python": platform.python_version(),
+                                                                           "cpus": os.cpu_count()}}
+    load: list[asyncio.Task[None]] = []
+    try:
+        load.append(asyncio.create_task(paced(MD_RATE, stop, market.tick)))
+        # A first order through every process before the clock starts: they are all up and following.
+        canary = await orders.send(-1, kind="MARKET")
+        await eventually(lambda: canary in orders.first_fill, timeout=90, interval=0.1,
+                         message="the first order filled")
+        await sampler.sample("start: the first order, through processes still starting")
+        orders.fill_latencies.clear()  # the first order waited for the processes to start
+        orders.decision_latencies.clear()
+        load.append(asyncio.create_task(paced(ORDER_RATE, stop, orders.send)))
+        started = time.monotonic()
+        baseline: dict[str, int] | None = None
+        marks = sorted({*(k * SAMPLE_SECONDS for k in range(1, int(SECONDS // SAMPLE_SECONDS) + 1)),
+                        WARMUP_SECONDS, SECONDS})
+        for mark in marks:
+            await asyncio.sleep(max(0.0, started + mark - time.monotonic()))
+            for task in load:
+                if task.done():
+                    task.result()  # a publisher failed: surface why
+            sample = await sampler.sample("warm-up" if mark <= WARMUP_SECONDS else "measured")
+            if baseline is None and mark >= WARMUP_SECONDS:
+                baseline = sample["rss_kb"]
+                sample["baseline"] = True
+        end_sample = sampler.samples[-1]
+        stop.set()
+        await asyncio.gather(*load)
+        report["settle_s"] = await _settle(orders, sampler)
+        report["memory"] = _memory(sampler.samples[0]["rss_kb"], baseline or end_sample["rss_kb"],
+                                   end_sample["rss_kb"])
+        # Stop every producer (the router's timer publishes even when idle), then let the recorder finish.
+        for name in PROCESSORS[1:]:
+            processes.processes[name].terminate()
+        for name in PROCESSORS[1:]:
+            processes.processes[name].wait(timeout=30)
+        await eventually(sampler.recorded, timeout=60, interval=0.2, message="the WAL holds both streams")
+        report["stream_last_seq"] = {s: (await bus.js.stream_info(s)).state.last_seq for s in ("SQ_MD", "SQ_TRADING")}
+    finally:
+        stop.set()
+        for task in load:
+            task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.gather(*load)
+        report["samples"] = sampler.samples
+        report["intent_to_fill"] = _percentiles([lat for _, lat in orders.fill_latencies])
+        report["intent_to_decision"] = _percentiles([lat for _, lat in orders.decision_latencies])
+        processes.stop_all()
+        try:
+            if "stream_last_seq" in report:
+                report["reconciliation"] = await asyncio.to_thread(reconcile, tmp_path, orders, market,
+                                                                    report["stream_last_seq"])
+        finally:
+            _write(report)
+
+    growth = {name: row["growth_pct"] for name, row in report["memory"].items() if name in PROCESSORS}
+    assert all(g < MAX_GROWTH * 100 for g in growth.values()), f"memory growth over 10%: {growth}"
+    problems = report["reconciliation"]["problems"]
+    assert not problems, problems
+
+
+async def _settle(orders: Orders, sampler: Sampler) -> float:
+    """Wait until every intent is decided, every accepted one completed, and the WAL holds both streams."""
+    start = time.monotonic()
+    await eventually(orders.settled, timeout=120, interval=0.2,
+                     message="every intent decided and every accepted one completed")
+
+    await eventually(sampler.recorded, timeout=120, interval=0.5, message="the WAL holds both streams")
+    return round(time.monotonic() - start, 1)
+
+
+def _memory(start: dict[str, int], baseline: dict[str, int], end: dict[str, int]) -> dict[str, dict[str, float]]:
+    return {name: {"start_kb": start[name], "baseline_kb": baseline[name], "end_kb": end[name],
+                   "growth_pct": round((end[name] - baseline[name]) * 100 / baseline[name], 2)}
+            for name in end}
+
+
+def _write(report: dict[str, Any]) -> None:
+    path = _report_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, default=str))
+    print(f"soak report: {path}")
