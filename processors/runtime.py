@@ -15,20 +15,35 @@ from events.bus import Bus, resolve_url
 from events.codec import AnyEvent
 from events.logs import configure_logging
 from processors.host import ProcessorHost
+from processors.partition import Partition
 from processors.service import start_service_http
 from store.follow import SubjectFilter
 
 log = logging.getLogger(__name__)
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, default_port: int) -> None:
-    """--nats-url, --data-dir (the WAL lives under it) and --port (probes and metrics)."""
+def add_common_arguments(parser: argparse.ArgumentParser, *, default_port: int, partitionable: bool = True) -> None:
+    """--nats-url, --data-dir (the WAL lives under it), --port (probes and metrics), --partition."""
     parser.add_argument("--nats-url", default=None, help="NATS server URL(s), comma-separated (default $SQ_NATS_URL "
                                                          "or nats://127.0.0.1:4222)")
     parser.add_argument("--data-dir", default="var", help="data directory; the WAL is read from DATA_DIR/wal")
     parser.add_argument("--port", type=int, default=default_port,
                         help=f"port for /healthz, /readyz and /metrics (default {default_port})")
     parser.add_argument("--log-level", default="INFO", help="log level (default INFO)")
+    if not partitionable:
+        return
+    parser.add_argument("--partition", default="0/1", type=Partition.parse,
+                        help="K/N: handle the accounts hashing to K of N, so N instances share the work "
+                             "(default 0/1: everything)")
+
+
+def partitioned(wanted: SubjectFilter | None, partition: Partition) -> SubjectFilter | None:
+    """The core's own subject filter narrowed to this instance's partition."""
+    if partition.count == 1:
+        return wanted
+    if wanted is None:
+        return partition.owns
+    return lambda subject: partition.owns(subject) and wanted(subject)
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -52,7 +67,8 @@ async def run_core(name: str, args: argparse.Namespace, *, streams: Sequence[str
     bus = await Bus.connect(resolve_url(args.nats_url), name=name)
     await bus.ensure_streams()
     host = ProcessorHost(name=name, bus=bus, wal_root=Path(args.data_dir) / "wal", streams=streams, state=state,
-                         decide=decide, evolve=evolve, wanted=wanted, apply_outputs=apply_outputs)
+                         decide=decide, evolve=evolve, wanted=partitioned(wanted, args.partition),
+                         apply_outputs=apply_outputs)
     http = await start_service_http(args.port, ready=host.caught_up.is_set)
     stop = stop_on_signals()
     log.info("started", extra={"processor": name, "streams": list(streams), "port": args.port})

@@ -181,7 +181,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `sq processor recorder`."""
     from processors.runtime import add_common_arguments
 
-    add_common_arguments(parser, default_port=DEFAULT_PORT)
+    # The recorder is the single writer of each stream's WAL: it is never partitioned.
+    add_common_arguments(parser, default_port=DEFAULT_PORT, partitionable=False)
     parser.add_argument("--streams", default=",".join(spec.name for spec in STREAMS),
                         help="comma-separated streams to record (default: all)")
     parser.add_argument("--seal-every-s", type=float, default=DEFAULT_SEAL_EVERY_S,
