@@ -53,6 +53,9 @@ class ProcessorHost(Generic[State]):
     # as risk), so the next input sees them before they come back through the bus.
     apply_outputs: bool = False
     max_batch: int = 256
+    # Called after each live batch is applied and its outputs published (metrics a runner keeps);
+    # never during catch-up, so a restart does not replay history into counters.
+    on_live: Callable[[State, list[Event]], None] | None = None
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     applied: int = 0
     recovered: list[Event] = field(default_factory=list)
@@ -136,6 +139,8 @@ class ProcessorHost(Generic[State]):
         if outputs:
             await self.bus.publish_batch(outputs)
             EMITTED.labels(self.name).inc(len(outputs))
+        if self.on_live is not None:
+            self.on_live(self.state, outputs)
 
 
 class _CoreFault(Exception):

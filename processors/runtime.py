@@ -58,7 +58,8 @@ def stop_on_signals() -> asyncio.Event:
 async def run_core(name: str, args: argparse.Namespace, *, streams: Sequence[str], state: Any,
                    decide: Callable[[Any, AnyEvent], list[Event]], evolve: Callable[[Any, AnyEvent], Any],
                    apply_outputs: bool = False, wanted: SubjectFilter | None = None,
-                   companions: Sequence[Callable[[Bus, asyncio.Event], Coroutine[Any, Any, None]]] = ()) -> int:
+                   companions: Sequence[Callable[[Bus, asyncio.Event], Coroutine[Any, Any, None]]] = (),
+                   on_live: Callable[[Any, list[Event]], None] | None = None) -> int:
     """Run a pure core as a service until SIGINT/SIGTERM: rebuild from the WAL, then follow JetStream.
 
     `companions` run beside the core with the same bus and stop event (the router's timer).
@@ -68,7 +69,7 @@ async def run_core(name: str, args: argparse.Namespace, *, streams: Sequence[str
     await bus.ensure_streams()
     host = ProcessorHost(name=name, bus=bus, wal_root=Path(args.data_dir) / "wal", streams=streams, state=state,
                          decide=decide, evolve=evolve, wanted=partitioned(wanted, args.partition),
-                         apply_outputs=apply_outputs)
+                         apply_outputs=apply_outputs, on_live=on_live)
     http = await start_service_http(args.port, ready=host.caught_up.is_set)
     stop = stop_on_signals()
     log.info("started", extra={"processor": name, "streams": list(streams), "port": args.port})

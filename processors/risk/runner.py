@@ -5,13 +5,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from prometheus_client import Counter, Gauge
+
+from events._base import Event
 from events.subjects import STREAM_MD, STREAM_TRADING
+from events.trading import RiskDecision
 from processors.risk.config import LimitsFile, load_limits
 from processors.risk.core import decide, evolve
 from processors.risk.state import RiskState
 from processors.runtime import add_common_arguments, run_core
 
 DEFAULT_PORT = 50053
+DECISIONS = Counter("sq_risk_decisions_total", "Risk decisions published, by outcome and first failed check",
+                    ["accepted", "check"])
+KILL_SWITCH = Gauge("sq_risk_kill_switch_engaged", "1 while a kill switch covers the account (all: global)",
+                    ["account"])
+
+
+def observe(state: RiskState, outputs: list[Event]) -> None:
+    """Count live decisions and mirror the kill-switch state into gauges (for alerts and dashboards)."""
+    for output in outputs:
+        if isinstance(output, RiskDecision):
+            check = output.failures[0].check if output.failures else "none"
+            DECISIONS.labels("true" if output.accepted else "false", check).inc()
+    KILL_SWITCH.labels("all").set(1 if state.global_kill else 0)
+    for account, risk in state.accounts.items():
+        KILL_SWITCH.labels(account).set(1 if risk.killed else 0)
 
 
 def _wanted(subject: str) -> bool:
@@ -30,4 +49,4 @@ def main(args: argparse.Namespace) -> int:
     limits = load_limits(args.limits) if args.limits else LimitsFile()
     return asyncio.run(run_core("risk", args, streams=(STREAM_TRADING.name, STREAM_MD.name),
                                 state=RiskState(limits), decide=decide, evolve=evolve, apply_outputs=True,
-                                wanted=_wanted))
+                                wanted=_wanted, on_live=observe))

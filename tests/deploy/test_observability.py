@@ -73,7 +73,7 @@ def test_alerts_when_loaded_then_every_rule_is_complete():
 def test_alerts_when_listed_then_cover_the_operational_failures_asked_for():
     exprs = " ".join(r["expr"] for r in _alert_rules())
     for needle in ("sq_processor_lag_events", "sq_projection_applied_seq", "sq_recorder_lag_events",
-                   'processor="risk"', "/v1/risk/killswitch", "sq_wal_group_commit_seconds_bucket", 'up{job="nats"} == 0'):
+                   'sq_risk_decisions_total{accepted="false"}', "sq_risk_kill_switch_engaged", "sq_wal_group_commit_seconds_bucket", 'up{job="nats"} == 0'):
         assert needle in exprs, needle
 
 
