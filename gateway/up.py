@@ -184,9 +184,21 @@ async def run_stack(*, data_dir: Path, http_port: int, nats_url: str | None) -> 
     return 0
 
 
+def _sq_command() -> str:
+    """How the user can run `sq` from their shell: on PATH, else the venv's script (relative if under cwd)."""
+    if shutil.which("sq"):
+        return "sq"
+    script = Path(sys.executable).parent / "sq"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def _print_banner(url: str, data_dir: Path, http_port: int, password: str, uri: str | None,
                   with_market: bool) -> None:
     base = f"http://127.0.0.1:{http_port}"
+    sq = _sq_command()
     enrol = (f"  TOTP      scan or paste into an authenticator app (shown once):\n            {uri}\n" if uri else "")
     market = ("replaying real Binance spot data (NKNUSDT, BLZETH, LRCBTC, RUNEEUR) in a loop, shifted to now"
               if with_market else "no sample data found (data/samples): no market replay")
@@ -198,11 +210,11 @@ ShrivenQuant is up.
   market    {market}
 
 Log in as user `{DEMO_USER}` (roles trader and risk, account {DEMO_ACCOUNT}), password: {password}
-{enrol}  A current code without an app:  sq user code {DEMO_USER} --data-dir {data_dir}
+{enrol}  A current code without an app:  {sq} user code {DEMO_USER} --data-dir {data_dir}
 
 Try it:
   TOKEN=$(curl -s {base}/v1/auth/login -H 'content-type: application/json' \\
-    -d '{{"username":"{DEMO_USER}","password":"{password}","totp":"'$(sq user code {DEMO_USER} --data-dir {data_dir})'"}}' \\
+    -d '{{"username":"{DEMO_USER}","password":"{password}","totp":"'$({sq} user code {DEMO_USER} --data-dir {data_dir})'"}}' \\
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   curl -s {base}/v1/orders -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
     -d '{{"account":"{DEMO_ACCOUNT}","client_order_id":"demo-1","symbol":"NKNUSDT","side":"BUY","quantity":"500",
