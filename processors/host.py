@@ -24,7 +24,8 @@ from events.bus import Bus
 from events.codec import AnyEvent, encode
 from events.consumer import Delivery, dead_letter
 from events.stopping import Stopped, unless_stopped
-from store.follow import Envelope, LiveFeed, SubjectFilter, history, last_recorded
+from events.subjects import subject_for
+from store.follow import Envelope, LiveFeed, SubjectFilter, history, last_recorded, recorded_ids
 
 log = logging.getLogger(__name__)
 State = TypeVar("State")
@@ -92,6 +93,11 @@ class ProcessorHost(Generic[State]):
             for output in outputs:
                 pending[output.id] = output
             APPLIED.labels(self.name, "history").inc()
+        if pending:
+            # Outputs on subjects this core does not read (bars from trades, TCA, dead letters) never
+            # came back through history: look them up in the WAL before calling them lost.
+            recorded = recorded_ids(self.wal_root, {subject_for(output) for output in pending.values()})
+            pending = {event_id: output for event_id, output in pending.items() if event_id not in recorded}
         self.recovered = list(pending.values())
         return until
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter
@@ -65,6 +66,30 @@ def last_recorded(wal_root: Path, streams: Sequence[str]) -> dict[str, int]:
         directory = wal_dir(wal_root, stream)
         positions[stream] = (WalReader(directory, persist_index=False).last_seq or 0) if directory.exists() else 0
     return positions
+
+
+class _IdOnly(msgspec.Struct):
+    """Just an event's id, read without decoding the rest."""
+
+    id: str = ""
+
+
+_id_decoder = msgspec.json.Decoder(_IdOnly)
+
+
+def recorded_ids(wal_root: Path, subjects: set[str]) -> set[str]:
+    """Ids of every recorded event on one of `subjects`, in any stream's WAL under `wal_root`."""
+    found: set[str] = set()
+    if not subjects or not wal_root.exists():
+        return found
+    for directory in sorted(p for p in wal_root.iterdir() if p.is_dir()):
+        for record in WalReader(directory).records():
+            if record.subject in subjects:
+                try:
+                    found.add(_id_decoder.decode(record.payload).id)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    continue  # not an event of ours: it cannot be one of our outputs
+    return found
 
 
 def history(wal_root: Path, streams: Sequence[str], after: Mapping[str, int], *, source: str,
