@@ -34,6 +34,12 @@ class OrderRow(msgspec.Struct, kw_only=True):
     cancel_requested: bool = False
     created_ts: int = 0
     updated_ts: int = 0
+    # From the router's ParentOrderCompleted: how the order ended and what it cost.
+    completed: bool = False
+    end_reason: str | None = None
+    arrival_price: Decimal | None = None
+    shortfall_bps: Decimal | None = None
+    vwap_slippage_bps: Decimal | None = None
 
 
 class ChildRow(msgspec.Struct, kw_only=True):

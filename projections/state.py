@@ -6,7 +6,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from events.market import Bar, BookTop, Trade
-from events.trading import CancelIntent, ChildCancel, ChildOrder, ExecutionReport, OrderIntent, RiskDecision
+from events.trading import (
+    CancelIntent,
+    ChildCancel,
+    ChildOrder,
+    ExecutionReport,
+    OrderIntent,
+    ParentOrderCompleted,
+    RiskDecision,
+)
 from processors.positions import Position, apply_fill
 from projections.rows import (
     ZERO,
@@ -65,7 +73,7 @@ def _order_id_of(event: object) -> str | None:
             return order_id
         case RiskDecision(order_id=order_id) | ChildOrder(order_id=order_id) | ChildCancel(order_id=order_id):
             return order_id
-        case ExecutionReport(order_id=order_id):
+        case ExecutionReport(order_id=order_id) | ParentOrderCompleted(order_id=order_id):
             return order_id
         case CancelIntent(order_id=order_id):
             return order_id
@@ -92,6 +100,17 @@ def evolve(state: ProjectionState, envelope: Envelope) -> ProjectionState:
             _on_child(state, event)
         case ExecutionReport():
             _on_report(state, event)
+        case ParentOrderCompleted(order_id=order_id) if order_id in state.orders:
+            # The router's word on how the parent ended is final (it also covers IOC slices that
+            # expired, which no single report says).
+            order = state.orders[order_id]
+            order.status = event.status
+            order.completed = True
+            order.end_reason = event.reason
+            order.arrival_price = event.arrival_price
+            order.shortfall_bps = event.shortfall_bps
+            order.vwap_slippage_bps = event.vwap_slippage_bps
+            order.updated_ts = event.ts
         case CancelIntent(order_id=target) if target is not None and target in state.orders:
             state.orders[target].cancel_requested = True
             state.orders[target].updated_ts = event.ts
@@ -181,10 +200,13 @@ def _on_report(state: ProjectionState, report: ExecutionReport) -> None:
         return
     if report.status in _DONE and not was_done:
         order.working_children = max(0, order.working_children - 1)
-    if order.filled_quantity >= order.quantity:
+    if order.completed:
+        pass  # the router's completion already said how it ended
+    elif order.filled_quantity >= order.quantity:
         order.status = "FILLED"
-    elif order.working_children == 0 and (order.cancel_requested or report.status == "CANCELLED"):
-        # Cancelled, possibly after partial fills (filled_quantity says how much).
+    elif order.working_children == 0 and order.cancel_requested:
+        # Cancelled, possibly after partial fills (filled_quantity says how much). A child's own
+        # CANCELLED (an IOC slice's remainder) does not end the parent: the router's completion does.
         order.status = "CANCELLED"
     elif order.filled_quantity > 0:
         order.status = "PARTIALLY_FILLED"

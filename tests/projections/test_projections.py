@@ -114,3 +114,19 @@ def test_incremental_tables_equal_a_full_rebuild() -> None:
         cache.all(state)  # materialise after every event, as queries would
     for name, table in TableCache().all(state).items():
         assert cache.table(state, name).equals(table), name
+
+
+def test_router_completion_sets_the_final_status_and_tca_even_over_later_reports() -> None:
+    from events import ParentOrderCompleted
+
+    events = _life()[:4]  # intent, decision, first child and its fill: 0.5 of 1.0
+    completion = ParentOrderCompleted(id=derived_id(ORDER, "tca"), ts=T0 + 50, order_id=ORDER, account="ACC1",
+                                      client_order_id="c1", symbol="BTCUSDT", side="BUY", algo="TWAP",
+                                      status="EXPIRED", reason="schedule ended", quantity=D("1.0"),
+                                      filled_quantity=D("0.5"), children=1, start_ts=T0, end_ts=T0 + 50,
+                                      arrival_price=D("99.9"), average_price=D("100"), shortfall_bps=D("10.01"))
+    state = _fold([*events, completion])
+    order = state.orders[ORDER]
+    assert (order.status, order.completed, order.end_reason) == ("EXPIRED", True, "schedule ended")
+    assert order.arrival_price == D("99.9") and order.shortfall_bps == D("10.01")
+    assert [row.event_type for row in state.audit][-1] == "ParentOrderCompleted"
