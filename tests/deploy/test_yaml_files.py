@@ -16,4 +16,4 @@ def test_yaml_file_when_loaded_then_parses_into_documents(path):
 
 @pytest.mark.parametrize("path", sorted(DEPLOY.rglob("*.json")), ids=lambda p: str(p.relative_to(DEPLOY)))
 def test_json_file_when_loaded_then_parses(path):
-    json.loads(path.read_text())
+    assert isinstance(json.loads(path.read_text()), dict | list)
