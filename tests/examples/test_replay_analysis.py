@@ -13,15 +13,14 @@ from events._base import Side
 from store import WalWriter
 from tests.conftest import eventually
 from tests.examples.conftest import EXAMPLES, Stack, run
-from tests.pipeline.conftest import STREAMS
-from tests.pipeline.test_order_path import _market
+from tests.pipeline.conftest import STREAMS, publish_market
 
 ORDERS: list[tuple[Side, str]] = [("BUY", "5"), ("BUY", "3"), ("SELL", "2"), ("BUY", "1")]
 
 
 async def test_replay_analysis_agrees_with_the_projections_on_fills_vwap_and_pnl(stack: Stack) -> None:
     now = time.time_ns()
-    await _market(stack, now)
+    await publish_market(stack.bus, now, stack.hosts)
     ids = []
     for index, (side, quantity) in enumerate(ORDERS):
         coid = f"analysis-{index}"

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from events import Broker, Bus
+from events import BookSnapshot, BookTop, Broker, Bus, Trade, derived_id
 from events.subjects import STREAM_MD, STREAM_TRADING
 from processors.host import ProcessorHost
 from processors.risk import Limits, LimitsFile, RiskState
@@ -141,3 +141,22 @@ def processes(broker: Broker, tmp_path: Path) -> Iterator[ProcessStack]:
     })
     yield stack
     stack.stop_all()
+
+
+async def publish_market(bus: Bus, now: int, hosts: dict[str, ProcessorHost[Any]] | None = None) -> None:
+    """Quote XYZ on BINANCE at 9.99 / 10.01 (500 each side) with a trade at 10.00, and wait until every
+    given in-process host applied it: market data and orders travel on different streams, so a
+    trader's first order should not race the market it prices against."""
+    book = BookSnapshot(id=derived_id("BINANCE:XYZ", "snapshot", now), ts=now, venue="BINANCE", symbol="XYZ",
+                        last_update_id=100, bids=[(Decimal("9.99"), Decimal("500"))],
+                        asks=[(Decimal("10.01"), Decimal("500"))])
+    top = BookTop(id=derived_id("BINANCE:XYZ", "top", now), ts=now, venue="BINANCE", symbol="XYZ", last_update_id=100,
+                  bid_price=Decimal("9.99"), bid_size=Decimal("500"), ask_price=Decimal("10.01"),
+                  ask_size=Decimal("500"))
+    trade = Trade(id=derived_id("BINANCE:XYZ", "trade", now), ts=now, venue="BINANCE", symbol="XYZ",
+                  price=Decimal("10.00"), quantity=Decimal("3"))
+    hosts = hosts or {}
+    before = {name: host.applied for name, host in hosts.items()}
+    await bus.publish_batch([book, top, trade])
+    await eventually(lambda: all(host.applied >= before[name] + 2 for name, host in hosts.items()),
+                     message="market data applied by every processor")

@@ -11,18 +11,9 @@ from events import Bus, MarketAlgo, OrderIntent, TwapAlgo, intent_id_for
 from projections.service import Projections
 from projections.state import ProjectionState
 from tests.conftest import eventually
-from tests.pipeline.conftest import ProcessStack
-from tests.pipeline.test_order_path import _market
+from tests.pipeline.conftest import ProcessStack, publish_market
 
 ORDERS = 60
-
-
-class _MarketOnly:
-    """Just enough of a Stack for _market(): a bus and no hosts to wait on."""
-
-    def __init__(self, bus: Bus) -> None:
-        self.bus = bus
-        self.hosts: dict[str, object] = {}
 
 
 def _intents(now: int) -> list[OrderIntent]:
@@ -52,7 +43,7 @@ async def test_sigkill_each_processor_in_turn_leaves_no_duplicate_fill_and_the_s
     try:
         await asyncio.sleep(1.0)  # let each process subscribe before the market moves
         now = time.time_ns()
-        await _market(_MarketOnly(bus), now)  # type: ignore[arg-type]
+        await publish_market(bus, now)
         intents = _intents(now)
         for index, intent in enumerate(intents):
             await bus.publish(intent)

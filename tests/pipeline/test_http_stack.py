@@ -13,9 +13,7 @@ import aiohttp
 from events import Bus, free_port
 from gateway.users import UserStore
 from tests.conftest import eventually
-from tests.pipeline.conftest import ProcessStack
-from tests.pipeline.test_crash import _MarketOnly
-from tests.pipeline.test_order_path import _market
+from tests.pipeline.conftest import ProcessStack, publish_market
 
 PASSWORD = "correct horse battery staple"
 
@@ -57,7 +55,7 @@ async def test_order_over_http_fills_as_of_looks_back_and_a_killed_gateway_serve
                 return False
 
         await eventually(ready, timeout=30, message="gateway ready")
-        await _market(_MarketOnly(bus), time.time_ns())  # type: ignore[arg-type]
+        await publish_market(bus, time.time_ns())
         headers = await _login(session, base, store)
         order = {"account": "ACC1", "client_order_id": "http-twap", "symbol": "XYZ", "side": "BUY",
                  "quantity": "20", "limit_price": "10.50", "algo": {"kind": "TWAP", "duration_s": 0.4, "slices": 2}}

@@ -6,36 +6,21 @@ import time
 from decimal import Decimal as D
 
 from events import (
-    BookSnapshot,
-    BookTop,
     KillSwitchEngaged,
     OrderIntent,
     ParentOrderCompleted,
     RiskDecision,
-    Trade,
     TwapAlgo,
     decode,
-    derived_id,
     intent_id_for,
     new_event_id,
 )
 from tests.conftest import eventually
-from tests.pipeline.conftest import Stack
+from tests.pipeline.conftest import Stack, publish_market
 
 
 async def _market(stack: Stack, now: int) -> None:
-    book = BookSnapshot(id=derived_id("BINANCE:XYZ", "snapshot", now), ts=now, venue="BINANCE", symbol="XYZ",
-                        last_update_id=100, bids=[(D("9.99"), D("500"))], asks=[(D("10.01"), D("500"))])
-    top = BookTop(id=derived_id("BINANCE:XYZ", "top", now), ts=now, venue="BINANCE", symbol="XYZ", last_update_id=100,
-                  bid_price=D("9.99"), bid_size=D("500"), ask_price=D("10.01"), ask_size=D("500"))
-    trade = Trade(id=derived_id("BINANCE:XYZ", "trade", now), ts=now, venue="BINANCE", symbol="XYZ",
-                  price=D("10.00"), quantity=D("3"))
-    before = {name: host.applied for name, host in stack.hosts.items()}
-    await stack.bus.publish_batch([book, top, trade])
-    # Market data and orders travel on different streams: let every core see the market first, as
-    # a trader would, rather than racing the first order against it.
-    await eventually(lambda: all(host.applied >= before[name] + 2 for name, host in stack.hosts.items()),
-                     message="market data applied by every processor")
+    await publish_market(stack.bus, now, stack.hosts)
 
 
 async def _trading_events(stack: Stack) -> list[object]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from events import BookSnapshot, BookTop, OrderIntent, Trade, TwapAlgo, derived_id, intent_id_for
+from events import OrderIntent, TwapAlgo, intent_id_for
 from events.subjects import STREAM_TRADING
 from gateway.app import create_app
 from gateway.state import Gateway, GatewayConfig
@@ -21,7 +21,7 @@ from processors.reporting.audit import UNSEALED, audit_order
 from processors.reporting.blotter import CompletionLog
 from store.reader import WalReader
 from tests.conftest import eventually
-from tests.pipeline.conftest import Stack, stack  # noqa: F401 - the fixture
+from tests.pipeline.conftest import Stack, publish_market, stack  # noqa: F401 - the fixture
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,16 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 async def _twap_filled(stack: Stack) -> OrderIntent:  # noqa: F811
     """Quote XYZ 9.99/10.01 with a trade at 10, buy 20 by TWAP in 2 slices, wait for the fill and its TCA in the WAL."""
     now = time.time_ns()
-    book = BookSnapshot(id=derived_id("BINANCE:XYZ", "snapshot", now), ts=now, venue="BINANCE", symbol="XYZ",
-                        last_update_id=100, bids=[(D("9.99"), D("500"))], asks=[(D("10.01"), D("500"))])
-    top = BookTop(id=derived_id("BINANCE:XYZ", "top", now), ts=now, venue="BINANCE", symbol="XYZ", last_update_id=100,
-                  bid_price=D("9.99"), bid_size=D("500"), ask_price=D("10.01"), ask_size=D("500"))
-    trade = Trade(id=derived_id("BINANCE:XYZ", "trade", now), ts=now, venue="BINANCE", symbol="XYZ",
-                  price=D("10.00"), quantity=D("3"))
-    before = {name: host.applied for name, host in stack.hosts.items()}
-    await stack.bus.publish_batch([book, top, trade])
-    await eventually(lambda: all(host.applied >= before[name] + 2 for name, host in stack.hosts.items()),
-                     message="market data applied by every processor")
+    await publish_market(stack.bus, now, stack.hosts)
     intent = OrderIntent(id=intent_id_for("ACC1", "rep-1"), ts=now, account="ACC1", client_order_id="rep-1",
                          symbol="XYZ", side="BUY", quantity=D("20"), limit_price=D("10.50"),
                          algo=TwapAlgo(duration_s=0.4, slices=2))
