@@ -15,6 +15,7 @@ import msgspec
 from events.control import KillSwitchEngaged
 from events.trading import CancelIntent, ChildOrder, ExecutionReport, OrderIntent, RiskDecision
 from processors.positions._position import EXACT, ZERO, Position, apply_fill
+from processors.recent import Recent
 
 # Parents the router works as one child: when that child is done, the parent is done.
 _SINGLE_CHILD_ALGOS = frozenset({"MARKET", "LIMIT"})
@@ -65,8 +66,9 @@ class Book:
         self.positions: dict[tuple[str, str], Position] = {}
         self.parents: dict[str, ParentOrder] = {}
         self.children: dict[str, WorkingChild] = {}
-        # Cumulative filled quantity of children that are done: a redelivered report must not refill.
-        self.done_children: dict[str, Decimal] = {}
+        # Children that are done, while a redelivered report can still arrive (processors.recent):
+        # it must not refill.
+        self.done_children: Recent[str, None] = Recent()
         # Intents seen but not yet decided: opened as parents when an accepting decision arrives.
         self.pending: dict[str, OrderIntent] = {}
         self.open_by_account: dict[str, set[str]] = {}
@@ -175,7 +177,7 @@ class Book:
                 self._reduce_open(parent, fill)
         if report.status in _TERMINAL:
             del self.children[report.child_id]
-            self.done_children[report.child_id] = child.cum_quantity
+            self.done_children.add(report.child_id, report.ts)
             if parent is not None:
                 parent.working_children -= 1
                 if parent.remaining <= 0 or (parent.algo_kind in _SINGLE_CHILD_ALGOS

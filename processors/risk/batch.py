@@ -121,8 +121,7 @@ def check_batch(state: RiskState, intents: Sequence[OrderIntent]) -> BatchVerdic
         ts[i] = intent.ts
         own = state.accounts.get(intent.account)
         if own is not None:
-            earlier = own.coids.get(intent.client_order_id)
-            duplicate[i] = earlier is not None and earlier != intent.id
+            duplicate[i] = own.coid_used_at(intent) is not None
             if own.order_times:
                 recent[i] = own.orders_since(intent.ts - pairs[p][22])
     table: dict[str, Any] = {name: np.array([row[j] for row in pairs], np.int64 if name in _INT_COLUMNS else np.float64)[pair_of]

@@ -116,14 +116,14 @@ def restricted_symbol(c: Ctx) -> CheckFailure | None:
 
 
 def duplicate_client_order_id(c: Ctx) -> CheckFailure | None:
-    if c.account is None:
-        return None
-    earlier = c.account.coids.get(c.intent.client_order_id)
-    if earlier is None or earlier == c.intent.id:
+    own = c.account
+    used = own.coid_used_at(c.intent) if own is not None else None
+    if own is None or used is None:
         return None
     return c.fail("duplicate_client_order_id",
-                  f"client_order_id {c.intent.client_order_id} already used by order {earlier} for "
-                  f"{c.intent.account}", c.intent.client_order_id)
+                  f"client_order_id {c.intent.client_order_id} already used for {c.intent.account} "
+                  f"{_seconds(c.intent.ts - used)} s earlier, within the {_seconds(own.coids.window_ns)} s "
+                  f"dedupe window", c.intent.client_order_id)
 
 
 def max_order_quantity(c: Ctx) -> CheckFailure | None:

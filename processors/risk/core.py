@@ -222,29 +222,19 @@ def _roll_day(state: RiskState, ts: int) -> None:
 
 
 def _on_decision(state: RiskState, decision: RiskDecision) -> None:
-    if decision.order_id in state.decided:
-        return
-    state.decided[decision.order_id] = decision.accepted
     intent = state.book.pending.pop(decision.order_id, None)
     if intent is None:
-        return
+        return                                     # redelivered: the intent was decided already
+    state.decided.add(intent.id, intent.ts)
     if decision.accepted:
         state.book.open_parent(intent)
     own = state.account(intent.account)
-    own.coids.setdefault(intent.client_order_id, intent.id)
+    if own.coid_used_at(intent) is None:
+        own.coids.set(intent.client_order_id, intent.ts, intent.ts)
     if decision.accepted:
         insort(own.order_times, intent.ts)
         horizon = intent.ts - state.limits_for(intent.account, intent.symbol).order_window_ns
         del own.order_times[:bisect_right(own.order_times, horizon)]
-    remembered = state.remembered
-    remembered.append((intent.ts, intent.id, intent.account, intent.client_order_id))
-    horizon = intent.ts - state.dedupe_ns
-    while remembered and remembered[0][0] <= horizon:
-        _, old_id, account, coid = remembered.popleft()
-        state.decided.pop(old_id, None)
-        old = state.accounts.get(account)
-        if old is not None and old.coids.get(coid) == old_id:
-            del old.coids[coid]
 
 
 def _on_report(state: RiskState, report: ExecutionReport) -> None:

@@ -15,9 +15,10 @@ from decimal import Decimal
 from typing import Literal
 
 from events.control import TradingState
-from events.trading import CheckFailure
+from events.trading import CheckFailure, OrderIntent
 from processors.positions import Book, Position
 from processors.positions._position import ZERO
+from processors.recent import Recent
 from processors.risk.config import NS_PER_S, EffectiveLimits, LimitsFile, effective
 
 DAY_NS = 86_400 * 1_000_000_000
@@ -90,13 +91,20 @@ class AccountRisk:
 
     __slots__ = ("state", "killed", "order_times", "coids", "day_start_pnl", "symbols")
 
-    def __init__(self, day_start_pnl: Decimal = ZERO) -> None:
+    def __init__(self, dedupe_ns: int, day_start_pnl: Decimal = ZERO) -> None:
         self.state: TradingState = "ACTIVE"
         self.killed = False
         self.order_times: list[int] = []          # ts of accepted intents, ascending
-        self.coids: dict[str, str] = {}           # client order id -> intent id, within the dedupe window
+        # Client order id -> ts of the intent decided with it, for at least the dedupe window (a
+        # day by default, so only the id and a time: ~140 bytes an intent).
+        self.coids: Recent[str, int] = Recent(dedupe_ns)
         self.day_start_pnl = day_start_pnl        # P&L (realized - fees + unrealized) when the UTC day began
         self.symbols: set[str] = set()            # symbols the account has traded
+
+    def coid_used_at(self, intent: OrderIntent) -> int | None:
+        """When an earlier intent used this intent's client order id, if within the dedupe window before it."""
+        used = self.coids.get(intent.client_order_id)
+        return used if used is not None and used > intent.ts - self.coids.window_ns else None
 
     def orders_since(self, horizon: int) -> int:
         """Accepted intents with ts after `horizon`."""
@@ -133,8 +141,7 @@ class RiskState:
         self.global_kill = False
         self.halts: dict[str, Halt] = {}
         self.rejects: dict[str, deque[int]] = {}       # symbol -> ts of venue rejects in the burst window
-        self.decided: dict[str, bool] = {}             # intent id -> accepted, within the dedupe window
-        self.remembered: deque[tuple[int, str, str, str]] = deque()  # (ts, intent id, account, coid) to forget
+        self.decided: Recent[str, None] = Recent()     # intent ids, while a redelivered copy can arrive
         self.day = -1
         self.dedupe_ns = int(self.limits.dedupe_window_s * NS_PER_S)
         # (account, symbol) -> (limits, enabled checks); cleared whenever limits change.
@@ -148,7 +155,7 @@ class RiskState:
         """The account's bookkeeping, created on first sight with today's P&L base."""
         found = self.accounts.get(account)
         if found is None:
-            found = self.accounts[account] = AccountRisk(self.pnl(account))
+            found = self.accounts[account] = AccountRisk(self.dedupe_ns, self.pnl(account))
         return found
 
     def market(self, symbol: str) -> SymbolMarket:

@@ -281,12 +281,16 @@ def _create(state: RouterState, intent: OrderIntent, decision: RiskDecision) -> 
 
 def _close(state: RouterState, order_id: str) -> None:
     parent = state.parents.pop(order_id, None)
-    state.closed.add(order_id)
-    state.intents.pop(order_id, None)
+    state.closed.add(order_id, state.now)
+    intent = state.intents.pop(order_id, None)
     state.decisions.pop(order_id, None)
     state.early_cancels.pop(order_id, None)
+    opened = parent or intent
+    if opened is not None:
+        client = (opened.account, opened.client_order_id)
+        if state.by_client.get(client) == order_id:
+            del state.by_client[client]
     if parent is not None:
-        state.by_client.pop((parent.account, parent.client_order_id), None)
         for child_id in parent.children:
             state.child_parent.pop(child_id, None)
 

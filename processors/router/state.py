@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from events.trading import ExecutionReport, OrderIntent, RiskDecision
+from processors.recent import Recent
 from processors.router.config import RouterConfig, interval_ns
 from processors.router.schedule import DAY_NS, VolumeCurve
 from processors.router.venues import MarketView
@@ -135,7 +136,9 @@ class RouterState:
     parents: dict[str, ParentOrder] = field(default_factory=dict)
     by_client: dict[tuple[str, str], str] = field(default_factory=dict)
     child_parent: dict[str, str] = field(default_factory=dict)
-    closed: set[str] = field(default_factory=set)                       # completed or rejected order ids
+    # Completed or rejected order ids, while a redelivered intent or decision can still arrive
+    # (processors.recent).
+    closed: Recent[str, None] = field(default_factory=Recent)
     early_cancels: dict[str, str] = field(default_factory=dict)          # cancelled before accepted
     killed: set[str] = field(default_factory=set)
     now: int = 0

@@ -230,9 +230,9 @@ def test_intent_when_open_order_filled_then_slot_freed() -> None:
 def test_intent_when_client_order_id_reused_with_new_id_then_rejected_with_reason(priced: RiskState) -> None:
     first = intent(client_order_id="strategy-7-0001", id="id-1")
     run(priced, first)
-    reasons = failed(priced, intent(client_order_id="strategy-7-0001", id="id-2"))
-    assert reasons == {"duplicate_client_order_id":
-                       "client_order_id strategy-7-0001 already used by order id-1 for ACC1"}
+    reasons = failed(priced, intent(client_order_id="strategy-7-0001", id="id-2", ts=first.ts + 1_500_000_000))
+    assert reasons == {"duplicate_client_order_id": "client_order_id strategy-7-0001 already used for ACC1 "
+                                                    "1.5 s earlier, within the 86400 s dedupe window"}
 
 
 def test_intent_when_client_order_id_used_by_other_account_then_accepted(priced: RiskState) -> None:

@@ -19,7 +19,9 @@ Matching rules:
   limit price, for at most the trade's size — shared by resting orders in price then time
   priority — paying the maker fee;
 - ChildCancel of a working order → CANCELLED; a cancel of an unknown or finished order does
-  nothing (the risk manager and the router may both cancel on a kill switch).
+  nothing (the risk manager and the router may both cancel on a kill switch);
+- a ChildOrder already seen does nothing: a working one is held once, a finished one is
+  remembered while copies can still be redelivered (processors.recent), then forgotten.
 
 Latency shifts timestamps and resting eligibility; the book an arriving order meets is the one
 the venue holds when the order is processed (events are handled in stream order).
@@ -151,7 +153,7 @@ def decide_trade(state: SimState, trade: Trade) -> list[Event]:
         if spec.source != trade.venue:
             continue
         ids = state.resting.get((spec.name, trade.symbol), [])
-        orders = [o for i in ids if (o := state.orders[i]).active_ts <= trade.ts and not o.done]
+        orders = [o for i in ids if (o := state.orders[i]).active_ts <= trade.ts]
         eligible = []
         for order in orders:
             limit, side = order.child.limit_price, order.child.side
@@ -182,12 +184,12 @@ def decide(state: SimState, event: object) -> list[Event]:
     match event:
         case ChildOrder(venue=venue, child_id=child_id):
             spec = state.config.venue(venue)
-            if spec is not None and child_id not in state.orders:
+            if spec is not None and child_id not in state.orders and child_id not in state.finished:
                 return decide_child(state, spec, event)
         case ChildCancel(venue=venue, child_id=child_id):
             spec = state.config.venue(venue)
             order = state.orders.get(child_id)
-            if spec is not None and order is not None and not order.done:
+            if spec is not None and order is not None:
                 reports = _Reports(state, event)
                 reports.add(order.child, "CANCELLED", event.ts + spec.latency_ns, cum=order.cum, leaves=ZERO,
                             reason=f"cancelled: {event.reason}")
@@ -199,7 +201,7 @@ def decide(state: SimState, event: object) -> list[Event]:
 
 def _on_report(state: SimState, report: ExecutionReport) -> None:
     order = state.orders.get(report.child_id)
-    if order is None or order.done:
+    if order is None:
         return
     child = order.child
     if report.cum_quantity > order.cum:
@@ -212,7 +214,8 @@ def _on_report(state: SimState, report: ExecutionReport) -> None:
                 taken[level] = taken.get(level, ZERO) + report.last_quantity
         order.cum = report.cum_quantity
     if report.status in TERMINAL:
-        order.done = True
+        del state.orders[child.child_id]
+        state.finished.add(child.child_id, report.ts)
         resting = state.resting.get((child.venue, child.symbol))
         if resting and child.child_id in resting:
             resting.remove(child.child_id)
@@ -249,7 +252,7 @@ def evolve(state: SimState, event: object) -> SimState:
             state.seen.add((venue, symbol))
         case ChildOrder(venue=venue, child_id=child_id):
             spec = state.config.venue(venue)
-            if spec is not None and child_id not in state.orders:
+            if spec is not None and child_id not in state.orders and child_id not in state.finished:
                 state.orders[child_id] = SimOrder(event, event.ts + spec.latency_ns, state.seq)
                 state.seq += 1
                 if event.limit_price is not None and event.time_in_force in ("GTC", "DAY"):

@@ -1,4 +1,4 @@
-"""The simulated venues' state: the books and last trades they mirror, and the child orders they hold.
+"""The simulated venues' state: the books and last trades they mirror, and the child orders they work.
 
 Owned by one core loop and updated in place by `core.evolve`; rebuilt from events on restart.
 """
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from events.trading import ChildOrder
+from processors.recent import Recent
 from processors.router.sim._book import MarketBook
 from processors.router.sim.config import SimConfig
 
@@ -24,12 +25,11 @@ class SimOrder:
     active_ts: int                    # when it reached the venue: order ts + latency
     seq: int                          # arrival order, for time priority
     cum: Decimal = Decimal(0)
-    done: bool = False
 
     @property
     def leaves(self) -> Decimal:
         """What is still open."""
-        return Decimal(0) if self.done else self.child.quantity - self.cum
+        return self.child.quantity - self.cum
 
 
 @dataclass
@@ -43,7 +43,10 @@ class SimState:
     # Liquidity our own taker fills took from a level, by (sim venue, symbol); a book update of
     # that level replaces it (the venue's new size already reflects whatever traded).
     consumed: dict[Key, dict[Level, Decimal]] = field(default_factory=dict)
-    orders: dict[str, SimOrder] = field(default_factory=dict)
+    orders: dict[str, SimOrder] = field(default_factory=dict)                # working
+    # Children that reached a terminal status, while a redelivered copy can still arrive
+    # (processors.recent): a copy must not be filled again.
+    finished: Recent[str, None] = field(default_factory=Recent)
     resting: dict[Key, list[str]] = field(default_factory=dict)           # by (sim venue, symbol)
     seq: int = 0
 

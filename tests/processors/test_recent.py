@@ -1,0 +1,110 @@
+"""Bounded duplicate memory: `Recent` forgets by event time, and the processors that use it stay bounded."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from events import RiskDecision
+from processors.recent import Recent
+from processors.risk.core import step as risk_step
+from processors.router import core as router_core
+from processors.router.sim import core as sim_core
+from processors.router.sim.state import SimState
+from processors.router.state import RouterState
+from tests.risk import factories as rf
+from tests.router import factories as tf
+
+NS = 1_000_000_000
+
+
+@given(window=st.integers(1, 1_000), slices=st.integers(1, 8),
+       steps=st.lists(st.tuples(st.integers(0, 300), st.integers(0, 20)), min_size=1, max_size=200))
+def test_recent_when_time_moves_then_remembers_at_least_the_window_and_less_than_a_slice_more(
+        window: int, slices: int, steps: list[tuple[int, int]]) -> None:
+    recent: Recent[int, int] = Recent(window, slices)
+    added: dict[int, int] = {}            # key -> newest time it was set at
+    now = 0
+    for gap, key in steps:
+        now += gap
+        recent.set(key, now, now)
+        added[key] = now
+        for other, at in added.items():
+            age = now - at
+            if age < window:
+                assert recent.get(other) == at, (other, at, now)
+            elif age >= window + recent.slice_ns:
+                assert other not in recent, (other, at, now)
+    assert len(recent) == len(list(recent)) <= len(added)
+
+
+def test_recent_when_an_event_is_late_then_it_is_kept_by_the_newest_slice_and_pop_forgets() -> None:
+    recent: Recent[str, int] = Recent(100, 4)
+    recent.set("new", 1, 1_000)
+    recent.set("late", 2, 10)            # older than what was already seen
+    recent.advance(1_099)
+    assert recent.get("late") == 2 and "new" in recent
+    assert recent.pop("late") == 2 and "late" not in recent and recent.pop("late") is None
+    recent.advance(1_000 + 100 + recent.slice_ns)
+    assert len(recent) == 0
+
+
+def test_recent_when_window_or_slices_not_positive_then_refused() -> None:
+    with pytest.raises(ValueError, match="window_ns"):
+        Recent(0)
+    with pytest.raises(ValueError, match="slices"):
+        Recent(10, 0)
+
+
+def test_risk_when_orders_flow_for_hours_then_duplicate_memory_stays_within_its_windows() -> None:
+    state = rf.state_with(dedupe_window_s=60)
+    every = 10 * NS
+    for k in range(720):                                          # two hours, one order every 10 s
+        order = rf.intent(ts=rf.T0 + k * every, client_order_id=f"c{k % 400}", limit_price=None)
+        (decision,) = risk_step(state, order)[1]
+        assert isinstance(decision, RiskDecision) and decision.accepted, decision.failures
+        sent = rf.child(order)
+        risk_step(state, sent)
+        risk_step(state, rf.report(sent, "FILLED", "1", "100", cum="1", ts=order.ts))
+    coids = state.accounts["ACC1"].coids
+    # Client order ids are remembered for the 60 s dedupe window (plus a slice), decided intents
+    # and finished children for the redelivery window (5 minutes plus a slice): not for the whole run.
+    assert len(coids) <= 60 // 10 + 2
+    assert len(state.decided) <= 300 // 10 + 8 and len(state.book.done_children) <= 300 // 10 + 8
+    assert state.book.open_orders("ACC1") == 0 and not state.book.children
+    assert state.book.position("ACC1", "BTCUSDT").quantity == Decimal(720)
+    # Inside the window a reused client order id is refused; a redelivered intent is not decided again.
+    reused = rf.intent(ts=order.ts + NS, client_order_id=order.client_order_id, limit_price=None)
+    assert [f.check for f in risk_step(state, reused)[1][0].failures] == ["duplicate_client_order_id"]
+    assert risk_step(state, order)[1] == []
+
+
+def test_sim_when_children_finish_for_hours_then_it_holds_only_recent_ids_and_fills_each_copy_once() -> None:
+    state = SimState(tf.sim_config())
+    state, _ = sim_core.step(state, tf.book([("99", "1000000")], [("101", "1000000")]))
+    for k in range(240):                                          # four hours, a market child a minute
+        sent = tf.child("1", ts=tf.T0 + k * 60 * NS, n=k)
+        state, reports = sim_core.step(state, sent)
+        assert reports[-1].status == "FILLED"
+        state, again = sim_core.step(state, sent)                 # redelivered while remembered
+        assert again == []
+    assert state.orders == {}
+    assert len(state.finished) <= 5 + 2
+    # Past the window the id is forgotten: the price of bounded memory, which JetStream's
+    # duplicate window and the consumer's bounded redeliveries make safe (processors.recent).
+    state, late = sim_core.step(state, tf.child("1", ts=tf.T0, n=0))
+    assert late and late[-1].status == "FILLED"
+
+
+def test_router_when_orders_close_for_hours_then_closed_ids_are_bounded() -> None:
+    state = RouterState(tf.router_config())
+    for k in range(240):
+        order = tf.intent(f"c{k}", "1", ts=tf.T0 + k * 60 * NS)
+        state, _ = router_core.step(state, order)
+        state, out = router_core.step(state, tf.accept(order, accepted=False))
+        state, again = router_core.step(state, order)             # redelivered intent after the rejection
+        assert again == [] and order.id not in state.intents
+    assert len(state.closed) <= 5 + 2 and not state.parents and not state.by_client
