@@ -24,7 +24,7 @@ _json = msgspec.json.Encoder(decimal_format="string")
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 10_000
 _READERS = ("viewer", "trader", "risk", "admin")
-_MAX_ANSWERS = 512
+_MAX_ANSWERS = 128
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -97,12 +97,12 @@ async def _select(request: web.Request, sql: str, parameters: Sequence[object], 
         accounts = (requested,)
     names = (table,) if table else None
     key = (sql, tuple(parameters), limit, accounts)
-    source = projections.cache.table(projections.state, table) if table and as_of is None else None
-    # Answers of the fixed read routes are kept with the table object they were computed from:
-    # TableCache hands out the same object until the projection changes, so identity is freshness.
+    built_at = projections.cache.built_at(projections.state, table) if table and as_of is None else None
+    # Answers of the fixed read routes are kept with the version of the table they were computed
+    # from (never the table itself: an answer must not keep a whole old table alive).
     answers = projections.answers
     cached = answers.get(key)
-    if source is not None and cached is not None and cached[0] is source:
+    if built_at is not None and cached is not None and cached[0] == built_at:
         # The table this route reads has not changed since the same question was answered.
         return cached[1]
     if as_of is None:
@@ -115,10 +115,10 @@ async def _select(request: web.Request, sql: str, parameters: Sequence[object], 
     except QueryError as exc:
         raise bad_request(exc.reason, "invalid_query") from exc
     rows = [{key: _plain(value) for key, value in row.items()} for row in result.table.to_pylist()]
-    if source is not None:
+    if built_at is not None:
         if len(answers) >= _MAX_ANSWERS:
             answers.pop(next(iter(answers)))
-        answers[key] = (source, rows)
+        answers[key] = (built_at, rows)
     return rows
 
 

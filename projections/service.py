@@ -42,8 +42,8 @@ class Projections:
         self.caught_up = asyncio.Event()
         self._feed: LiveFeed | None = None
         self._checkpointed_version = 0
-        # The gateway's memo of answered reads (question -> (source table, rows)); see routes_query.
-        self.answers: dict[tuple[object, ...], tuple[object, list[dict[str, Any]]]] = {}
+        # The gateway's memo of answered reads (question -> (table version, rows)); see routes_query.
+        self.answers: dict[tuple[object, ...], tuple[int, list[dict[str, Any]]]] = {}
 
     def load_and_catch_up(self) -> dict[str, int]:
         """Start from the latest checkpoint (if any) and fold in every WAL record after it."""

@@ -108,6 +108,16 @@ class TableCache:
         self._snapshots[name] = (state.version, table)
         return table
 
+    def built_at(self, state: ProjectionState, name: str) -> int | None:
+        """The state version the named table was last rebuilt at, or None for append-only tables.
+
+        The same version means the same table, so an answer computed from it is still true;
+        keeping the version rather than the table keeps old tables from being held alive."""
+        if name in APPEND_ONLY:
+            return None
+        self.table(state, name)
+        return self._snapshots[name][0]
+
     def all(self, state: ProjectionState) -> dict[str, pa.Table]:
         """Every table."""
         return {name: self.table(state, name) for name in ROW_TYPES}

@@ -12,11 +12,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import msgspec
 import pytest
 
 from events import BookSnapshot, BookTop, Broker, Bus, Trade, derived_id
 from events.subjects import STREAM_MD, STREAM_TRADING
+from gateway.users import UserStore
 from processors.host import ProcessorHost
 from processors.risk import Limits, LimitsFile, RiskState
 from processors.risk import decide as risk_decide
@@ -124,6 +126,22 @@ class ProcessStack:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+PASSWORD = "correct horse battery staple"
+
+
+async def gateway_login(session: aiohttp.ClientSession, base: str, store: UserStore, user: str) -> dict[str, str]:
+    """Log `user` (password PASSWORD) in to a gateway process with a fresh TOTP code: bearer headers."""
+    while True:
+        code = store.totp_now(user)
+        async with session.post(f"{base}/v1/auth/login",
+                                json={"username": user, "password": PASSWORD, "totp": code}) as response:
+            if response.status == 200:
+                return {"Authorization": f"Bearer {(await response.json())['access_token']}"}
+            # A code already used in this 30 s window: wait for the next one.
+            assert response.status == 401, await response.text()
+            await asyncio.sleep(1)
 
 
 @pytest.fixture

@@ -13,21 +13,7 @@ import aiohttp
 from events import Bus, free_port
 from gateway.users import UserStore
 from tests.conftest import eventually
-from tests.pipeline.conftest import ProcessStack, publish_market
-
-PASSWORD = "correct horse battery staple"
-
-
-async def _login(session: aiohttp.ClientSession, base: str, store: UserStore) -> dict[str, str]:
-    while True:
-        code = store.totp_now("tina")
-        async with session.post(f"{base}/v1/auth/login",
-                                json={"username": "tina", "password": PASSWORD, "totp": code}) as response:
-            if response.status == 200:
-                return {"Authorization": f"Bearer {(await response.json())['access_token']}"}
-            # A code already used in this 30 s window: wait for the next one.
-            assert response.status == 401, await response.text()
-            await asyncio.sleep(1)
+from tests.pipeline.conftest import PASSWORD, ProcessStack, gateway_login, publish_market
 
 
 async def _get(session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> dict:  # type: ignore[type-arg]
@@ -56,7 +42,7 @@ async def test_order_over_http_fills_as_of_looks_back_and_a_killed_gateway_serve
 
         await eventually(ready, timeout=30, message="gateway ready")
         await publish_market(bus, time.time_ns())
-        headers = await _login(session, base, store)
+        headers = await gateway_login(session, base, store, "tina")
         order = {"account": "ACC1", "client_order_id": "http-twap", "symbol": "XYZ", "side": "BUY",
                  "quantity": "20", "limit_price": "10.50", "algo": {"kind": "TWAP", "duration_s": 0.4, "slices": 2}}
         async with session.post(f"{base}/v1/orders", json=order, headers=headers) as response:

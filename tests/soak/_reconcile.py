@@ -8,11 +8,24 @@ from pathlib import Path
 from typing import Any
 
 from events import DeadLetter, ExecutionReport, OrderIntent, ParentOrderCompleted, RiskDecision
+from gateway.routes_query import _plain
 from projections.service import Projections
 from store.replay import event_ids, replay
 from tests.soak._load import ACCOUNT, Market, Orders
 
 SHOWN = 10  # offenders listed per problem
+# Aggregates the live gateway and the from-scratch rebuild must answer identically.
+FINGERPRINTS = {
+    "orders": "select status, count(*) as n, sum(filled_quantity) as filled, sum(notional) as notional, "
+              "sum(fees) as fees, sum(children) as children, count(distinct order_id) as ids from orders "
+              "group by status order by status",
+    "children": "select status, count(*) as n, sum(cum_quantity) as cum from children group by status order by status",
+    "fills": "select count(*) as n, count(distinct report_id) as ids, sum(quantity) as quantity, "
+             "sum(price * quantity) as notional, sum(fee) as fees from fills",
+    "decisions": "select accepted, count(*) as n from decisions group by accepted order by accepted",
+    "positions": "select account, symbol, quantity, cost, realized_pnl, fees, fills from positions "
+                 "order by account, symbol",
+}
 
 
 class _Problems(list[str]):
@@ -21,8 +34,11 @@ class _Problems(list[str]):
             self.append(f"{what}: {len(offenders)}, e.g. {offenders[:SHOWN]}")
 
 
-def reconcile(data_dir: Path, orders: Orders, market: Market, stream_last: dict[str, int]) -> dict[str, Any]:
-    """Every problem found, with the counts behind the checks; an empty `problems` list is a clean run."""
+def reconcile(data_dir: Path, orders: Orders, market: Market, stream_last: dict[str, int],
+              live: dict[str, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """Every problem found, with the counts behind the checks; an empty `problems` list is a clean run.
+
+    `live`: the live gateway's answers to FINGERPRINTS, compared with the rebuild's."""
     wal = data_dir / "wal"
     problems = _Problems()
     ids: dict[str, Counter[str]] = {}
@@ -78,7 +94,7 @@ def reconcile(data_dir: Path, orders: Orders, market: Market, stream_last: dict[
                    [i for i, (_, kind, intent) in sent.items() if kind == "MARKET" and filled[i] != intent.quantity])
     problems.check("fills for orders nobody sent", [i for i in fills if i not in sent])
 
-    problems.extend(_against_projections(wal, data_dir, sent, fills, filled))
+    problems.extend(_against_projections(wal, data_dir, sent, fills, filled, live))
     kinds = Counter(kind for _, kind, _ in sent.values())
     return {"problems": list(problems), "wal_records": {s: sum(c.values()) for s, c in ids.items()},
             "intents": len(sent), "by_kind": dict(kinds), "accepted": len(accepted),
@@ -89,8 +105,9 @@ def reconcile(data_dir: Path, orders: Orders, market: Market, stream_last: dict[
 
 
 def _against_projections(wal: Path, data_dir: Path, sent: dict[str, Any], fills: dict[str, list[ExecutionReport]],
-                         filled: dict[str, D]) -> list[str]:
-    """Rebuild the projections from the WAL alone and compare orders, fills and positions with it."""
+                         filled: dict[str, D], live: dict[str, list[dict[str, Any]]] | None) -> list[str]:
+    """Rebuild the projections from the WAL alone and compare orders, fills and positions with it, and
+    the live gateway's projections with the rebuild."""
     problems = _Problems()
     projections = Projections(wal, data_dir / "reconcile-projections")
     try:
@@ -113,4 +130,12 @@ def _against_projections(wal: Path, data_dir: Path, sent: dict[str, Any], fills:
     positions = {symbol: q.quantity for (account, symbol), q in state.positions.items() if account == ACCOUNT}
     problems.check("positions differ from the sum of fills",
                    [(s, positions.get(s), q) for s, q in expected.items() if positions.get(s, D(0)) != q])
+    if live is None:
+        problems.append("the live gateway's projections were not read")
+        return list(problems)
+    tables = projections.tables()
+    for name, sql in FINGERPRINTS.items():
+        rebuilt = [{k: _plain(v) for k, v in row.items()} for row in projections.query(sql, tables).table.to_pylist()]
+        problems.check(f"the live gateway's {name} differ from a rebuild from the WAL",
+                       [] if rebuilt == live.get(name) else [{"live": live.get(name), "rebuilt": rebuilt}])
     return list(problems)

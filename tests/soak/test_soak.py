@@ -1,8 +1,8 @@
 """Soak: the order path as real processes under a steady mixed load, sampled every minute, then reconciled.
 
 `make soak` (or `SQ_SOAK_SECONDS=90 pytest -m slow tests/soak`) runs it; it is not part of `make test`.
-Recorder, risk, router, venue-sim and the aggregator run as `sq processor` processes over a real
-nats-server (the `processes` fixture). In this process a market-data publisher sends a trade per
+Recorder, risk, router, venue-sim, the aggregator and portfolio run as `sq processor` processes and
+the gateway (projections and HTTP) as `sq gateway`, over a real nats-server (the `processes` fixture). In this process a market-data publisher sends a trade per
 symbol 20 times a second and a two-level book 4 times a second (the aggregator derives tops and
 bars from them), and an order publisher sends 20 intents a second: MARKET, marketable IOC LIMIT,
 2-slice TWAP, and 5% over the quantity limit (rejected). Rates come from `SQ_SOAK_MD_RATE` (ticks/s)
@@ -11,9 +11,12 @@ and `SQ_SOAK_ORDER_RATE` (intents/s).
 Every sample period (60 s, shorter for runs under 10 minutes) it records throughput, intent→fill
 and intent→decision latency percentiles, recorder lag and the RSS of every process. At the end:
 memory growth of each processor process from the end of the warm-up (a sixth of the run, at most
-5 minutes) must stay under 10% (nats-server and this driver are sampled and reported, not asserted:
-the broker's JetStream caches grow with the streams by design); the WAL is reconciled against what was published and against
-projections rebuilt from it. The JSON report goes to `SQ_SOAK_REPORT` (default
+5 minutes) must stay under 10%. nats-server, the gateway and this driver are sampled and reported,
+not asserted: the broker's JetStream caches grow with the streams, and the gateway's projections
+hold every order, fill and audit row of the run in memory (ARCHITECTURE.md: Arrow in memory), so
+their memory grows with the data by design; the report gives the gateway's growth per order. The WAL is reconciled against what
+was published and against projections rebuilt from it, and the live gateway's projections must
+answer the same aggregate queries exactly as that from-scratch rebuild does. The JSON report goes to `SQ_SOAK_REPORT` (default
 `bench-results/soak.json`) even when an assertion fails.
 """
 
@@ -28,13 +31,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
-from events import Broker, Bus
+from events import Broker, Bus, free_port
+from gateway.users import UserStore
 from tests.conftest import REPO_ROOT, eventually
-from tests.pipeline.conftest import ProcessStack
+from tests.pipeline.conftest import PASSWORD, ProcessStack, gateway_login
 from tests.soak._load import Market, Orders, cpu_seconds, paced, rss_kb
-from tests.soak._reconcile import reconcile
+from tests.soak._reconcile import FINGERPRINTS, reconcile
 
 SECONDS = float(os.environ.get("SQ_SOAK_SECONDS", "1800"))
 MD_RATE = float(os.environ.get("SQ_SOAK_MD_RATE", "20"))
@@ -42,7 +47,8 @@ ORDER_RATE = float(os.environ.get("SQ_SOAK_ORDER_RATE", "20"))
 SAMPLE_SECONDS = min(60.0, max(5.0, SECONDS / 10))
 WARMUP_SECONDS = min(300.0, SECONDS / 6)
 MAX_GROWTH = 0.10
-PROCESSORS = ("recorder", "risk", "router", "venue-sim", "aggregator")
+PROCESSORS = ("recorder", "risk", "router", "venue-sim", "aggregator", "portfolio")  # memory must stay flat
+USER = "soak-ops"
 
 
 def _report_path() -> Path:
@@ -131,8 +137,14 @@ class Sampler:
 async def test_soak_steady_mixed_load_keeps_memory_flat_and_loses_or_duplicates_nothing(
         broker: Broker, bus: Bus, processes: ProcessStack, tmp_path: Path) -> None:
     processes.commands["aggregator"] = ["processor", "aggregator", "--intervals", "1s,1m", "--port", "0"]
-    for name in PROCESSORS:
+    processes.commands["portfolio"] = ["processor", "portfolio", "--port", "0"]
+    port = free_port()
+    processes.commands["gateway"] = ["gateway", "--http-port", str(port)]
+    users = UserStore(tmp_path / "secrets")
+    users.add(USER, PASSWORD, ["risk"], [])                 # risk: reads every account
+    for name in (*PROCESSORS, "gateway"):
         processes.start(name)
+    gateway = LiveGateway(f"http://127.0.0.1:{port}", users)
     market, stop = Market(bus), asyncio.Event()
     orders = Orders(bus, market)
     await orders.subscribe()
@@ -155,6 +167,7 @@ async def test_soak_steady_mixed_load_keeps_memory_flat_and_loses_or_duplicates_
         load.append(asyncio.create_task(paced(ORDER_RATE, stop, orders.send)))
         started = time.monotonic()
         baseline: dict[str, int] | None = None
+        baseline_totals: dict[str, int] | None = None
         marks = sorted({*(k * SAMPLE_SECONDS for k in range(1, int(SECONDS // SAMPLE_SECONDS) + 1)),
                         WARMUP_SECONDS, SECONDS})
         for mark in marks:
@@ -164,18 +177,22 @@ async def test_soak_steady_mixed_load_keeps_memory_flat_and_loses_or_duplicates_
                     task.result()  # a publisher failed: surface why
             sample = await sampler.sample("warm-up" if mark <= WARMUP_SECONDS else "measured")
             if baseline is None and mark >= WARMUP_SECONDS:
-                baseline = sample["rss_kb"]
+                baseline, baseline_totals = sample["rss_kb"], sample["totals"]
                 sample["baseline"] = True
         end_sample = sampler.samples[-1]
         stop.set()
         await asyncio.gather(*load)
         report["settle_s"] = await _settle(orders, sampler)
+        report["live_projections"] = await gateway.fingerprints(expected_orders=len(orders.sent))
         report["memory"] = _memory(sampler.samples[0]["rss_kb"], baseline or end_sample["rss_kb"],
                                    end_sample["rss_kb"])
+        measured = end_sample["totals"]["intents"] - (baseline_totals or end_sample["totals"])["intents"]
+        gateway_growth = report["memory"]["gateway"]["end_kb"] - report["memory"]["gateway"]["baseline_kb"]
+        report["memory"]["gateway"]["kb_per_order_after_warmup"] = round(gateway_growth / max(1, measured), 2)
         # Stop every producer (the router's timer publishes even when idle), then let the recorder finish.
-        for name in PROCESSORS[1:]:
+        for name in (*PROCESSORS[1:], "gateway"):
             processes.processes[name].terminate()
-        for name in PROCESSORS[1:]:
+        for name in (*PROCESSORS[1:], "gateway"):
             processes.processes[name].wait(timeout=30)
         await eventually(sampler.recorded, timeout=60, interval=0.2, message="the WAL holds both streams")
         report["stream_last_seq"] = {s: (await bus.js.stream_info(s)).state.last_seq for s in ("SQ_MD", "SQ_TRADING")}
@@ -192,7 +209,8 @@ async def test_soak_steady_mixed_load_keeps_memory_flat_and_loses_or_duplicates_
         try:
             if "stream_last_seq" in report:
                 report["reconciliation"] = await asyncio.to_thread(reconcile, tmp_path, orders, market,
-                                                                    report["stream_last_seq"])
+                                                                    report["stream_last_seq"],
+                                                                    report.get("live_projections"))
         finally:
             _write(report)
 
@@ -200,6 +218,37 @@ async def test_soak_steady_mixed_load_keeps_memory_flat_and_loses_or_duplicates_
     assert all(g < MAX_GROWTH * 100 for g in growth.values()), f"memory growth over 10%: {growth}"
     problems = report["reconciliation"]["problems"]
     assert not problems, problems
+
+
+class LiveGateway:
+    """The gateway process's projections, asked over HTTP what the reconciliation asks the rebuild."""
+
+    def __init__(self, base: str, users: UserStore) -> None:
+        self.base, self.users = base, users
+
+    async def fingerprints(self, *, expected_orders: int) -> dict[str, list[dict[str, Any]]]:
+        """Every FINGERPRINTS answer, once the orders projection holds every order and two readings agree."""
+        async with aiohttp.ClientSession() as session:
+            headers = await gateway_login(session, self.base, self.users, USER)
+
+            async def ask() -> dict[str, list[dict[str, Any]]]:
+                answers = {}
+                for name, sql in FINGERPRINTS.items():
+                    async with session.post(f"{self.base}/v1/query", json={"sql": sql}, headers=headers) as response:
+                        assert response.status == 200, await response.text()
+                        answers[name] = (await response.json())["rows"]
+                return answers
+
+            last: dict[str, Any] = {}
+
+            async def caught_up() -> bool:
+                nonlocal last
+                previous, last = last, await ask()
+                held = sum(row["n"] for row in last["orders"])
+                return held >= expected_orders and last == previous
+
+            await eventually(caught_up, timeout=120, interval=1.0, message="the gateway's projections caught up")
+            return last
 
 
 async def _settle(orders: Orders, sampler: Sampler) -> float:
