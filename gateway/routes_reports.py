@@ -202,8 +202,8 @@ def _limit(request: web.Request) -> int:
 async def _inputs(request: web.Request) -> ReportInputs:
     """A snapshot of fills, orders and P&L taken on the loop (which owns the state) plus the WAL's completions."""
     projections = _projections(request)
-    state = projections.state
-    inputs = ReportInputs(fills=list(state.fills), orders=dict(state.orders), pnl=list(state.pnl), completions=[])
+    inputs = ReportInputs(fills=projections.rows("fills"), pnl=projections.rows("pnl"), completions=[],
+                          orders={order.order_id: order for order in projections.rows("orders")})
     holder = request.app[COMPLETIONS]
     async with holder.lock:
         if holder.log is None:
@@ -215,7 +215,7 @@ async def _inputs(request: web.Request) -> ReportInputs:
 def _daily_returns(request: web.Request, account: str, capital: float) -> tuple[list[str], Any]:
     from processors.reporting.tearsheet import returns_from_pnl
 
-    points = [(p.ts, p.net_pnl) for p in _projections(request).state.pnl if p.account == account]
+    points = [(p.ts, p.net_pnl) for p in _projections(request).rows("pnl") if p.account == account]
     if not points:
         raise not_found(f"account {account} has no P&L yet (or is not one of yours)")
     return returns_from_pnl(points, capital)

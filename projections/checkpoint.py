@@ -8,6 +8,7 @@ import shutil
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pyarrow as pa
@@ -43,8 +44,10 @@ def snapshot_tables(state: ProjectionState, cache: TableCache) -> dict[str, pa.T
 
 
 def write_checkpoint(root: Path, tables: dict[str, pa.Table], stream_positions: dict[str, int],
-                     version: int) -> Path:
-    """Write the tables as Parquet plus a manifest into a new directory, then point CURRENT at it."""
+                     version: int, cold: dict[str, Any] | None = None) -> Path:
+    """Write the tables as Parquet plus a manifest into a new directory, then point CURRENT at it.
+
+    `cold`: what `cold_manifest` says of the rows already on disk (projections.cold)."""
     root.mkdir(parents=True, exist_ok=True)
     name = f"checkpoint-{time.time_ns()}"
     temp = root / f".{name}.tmp"
@@ -52,7 +55,7 @@ def write_checkpoint(root: Path, tables: dict[str, pa.Table], stream_positions: 
     for table_name, table in tables.items():
         pq.write_table(table, temp / f"{table_name}.parquet")
     manifest = {"format": FORMAT_VERSION, "stream_positions": stream_positions, "version": version,
-                "written_ns": time.time_ns(), "tables": sorted(tables)}
+                "written_ns": time.time_ns(), "tables": sorted(tables), "cold": cold or {}}
     (temp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     _fsync_tree(temp)
     final = root / name
@@ -94,11 +97,22 @@ def load_checkpoint(root: Path) -> ProjectionState | None:
                  pq.read_table(directory / "position_state.parquet").column("json").to_pylist()]
     state.positions = {(p.account, p.symbol): p for p in positions}
     state.marks = {m.symbol: (m.price, m.ts) for m in rows("marks", _Mark)}
-    state.seen_reports = {fill.report_id for fill in state.fills}
+    for fill in state.fills:
+        state.seen_reports.add(fill.report_id, fill.ts)
     state.last_pnl_ts = {point.account: point.ts for point in state.pnl}
     state.stream_positions = {str(k): int(v) for k, v in manifest["stream_positions"].items()}
     state.version = int(manifest["version"])
+    cold = manifest.get("cold", {})
+    state.cold_parts = {str(name): [str(f) for f in files] for name, files in cold.get("parts", {}).items()}
+    state.clock = int(cold.get("clock", 0))
+    state.candle_floors = {(venue, symbol, interval): int(t) for venue, symbol, interval, t in cold.get("floors", [])}
     return state
+
+
+def cold_manifest(state: ProjectionState) -> dict[str, Any]:
+    """What a checkpoint records of the rows on disk: the parts per table, the clock, the candle floors."""
+    return {"parts": state.cold_parts, "clock": state.clock,
+            "floors": [[*series, t] for series, t in sorted(state.candle_floors.items())]}
 
 
 def _fsync_tree(directory: Path) -> None:
@@ -119,4 +133,4 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["load_checkpoint", "write_checkpoint"]
+__all__ = ["cold_manifest", "load_checkpoint", "write_checkpoint"]

@@ -5,9 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
+
+# What a query reads a table from: rows in memory, or rows on disk and in memory as a lazily read dataset.
+Relation: TypeAlias = pa.Table | ds.Dataset
 
 
 class QueryError(ValueError):
@@ -49,7 +54,7 @@ class SqlEngine:
         if kind != duckdb.StatementType.SELECT:
             raise QueryError(f"sql must be a read-only SELECT, found {kind.name}")
 
-    def query(self, sql: str, tables: Mapping[str, pa.Table], *, parameters: list[object] | None = None,
+    def query(self, sql: str, tables: Mapping[str, Relation], *, parameters: list[object] | None = None,
               max_rows: int | None = None) -> QueryResult:
         """Run one SELECT over `tables` (registered zero-copy); blocks, so call it from a worker thread."""
         self.check(sql)

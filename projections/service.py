@@ -5,21 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from prometheus_client import Gauge
 
 from events.bus import Bus
 from events.stopping import Stopped, unless_stopped
 from events.subjects import STREAM_MD, STREAM_TRADING
-from projections.checkpoint import load_checkpoint, snapshot_tables, write_checkpoint
-from projections.query import QueryResult, SqlEngine
+from projections.checkpoint import cold_manifest, load_checkpoint, snapshot_tables, write_checkpoint
+from projections.cold import ColdStore
+from projections.query import QueryResult, Relation, SqlEngine
 from projections.state import ProjectionState, evolve
-from projections.tables import ROW_TYPES, TableCache
+from projections.tables import ROW_TYPES, TableCache, arrow_schema, from_table, held_rows, to_table
 from store.follow import Envelope, LiveFeed, history, last_recorded
 
 log = logging.getLogger(__name__)
@@ -32,16 +34,21 @@ class Projections:
     """Owns the read models of one gateway process; all mutation happens on the event loop's thread."""
 
     def __init__(self, wal_root: Path, checkpoint_dir: Path, *, checkpoint_every_s: float = 30.0,
-                 engine: SqlEngine | None = None) -> None:
+                 engine: SqlEngine | None = None, spill_after_rows: int | None = None) -> None:
         self.wal_root = wal_root
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every_s = checkpoint_every_s
+        # With a threshold, finished rows go to disk (projections.cold) once this many append-only
+        # rows are in memory; without one (readers such as `sq report`), everything stays in memory.
+        self.spill_after_rows = spill_after_rows
+        self.cold = ColdStore(checkpoint_dir / "cold")
         self.state = ProjectionState()
         self.cache = TableCache()
         self.engine = engine or SqlEngine()
         self.caught_up = asyncio.Event()
         self._feed: LiveFeed | None = None
         self._checkpointed_version = 0
+        self._previous_parts: dict[str, list[str]] = {}   # parts the previous checkpoint names
         # The gateway's memo of answered reads (question -> (table version, rows)); see routes_query.
         self.answers: dict[tuple[object, ...], tuple[int, list[dict[str, Any]]]] = {}
 
@@ -51,10 +58,14 @@ class Projections:
         if loaded is not None:
             self.state = loaded
             self._checkpointed_version = loaded.version
+        self.cold.adopt(self.state.cold_parts, prune=self.spill_after_rows is not None)
+        self._previous_parts = {name: list(files) for name, files in self.state.cold_parts.items()}
         until = last_recorded(self.wal_root, STREAMS)
-        for envelope in history(self.wal_root, STREAMS, dict(self.state.stream_positions), until=until,
-                                source="projections"):
+        for n, envelope in enumerate(history(self.wal_root, STREAMS, dict(self.state.stream_positions), until=until,
+                                             source="projections")):
             evolve(self.state, envelope)
+            if n % 4096 == 4095:
+                self._spill_if_due()
         for stream in STREAMS:
             self.state.stream_positions[stream] = max(self.state.stream_positions.get(stream, 0), until[stream])
         return dict(self.state.stream_positions)
@@ -90,14 +101,29 @@ class Projections:
             APPLIED_SEQ.labels(envelope.stream).set(envelope.seq)
 
     async def checkpoint(self) -> None:
-        """Write a checkpoint if anything changed since the last one."""
+        """Hand finished rows to disk when enough have gathered, then write a checkpoint if anything changed."""
+        self._spill_if_due()
         if self.state.version == self._checkpointed_version:
             return
         # Tables are materialised on the loop (the state must not change under them), written in a thread.
         tables = snapshot_tables(self.state, self.cache)
         await asyncio.to_thread(write_checkpoint, self.checkpoint_dir, tables, dict(self.state.stream_positions),
-                                self.state.version)
+                                self.state.version, cold_manifest(self.state))
         self._checkpointed_version = self.state.version
+        # write_checkpoint keeps this checkpoint and the one before: parts either names stay on disk.
+        self.cold.collect([self._previous_parts, self.state.cold_parts])
+        self._previous_parts = {name: list(files) for name, files in self.state.cold_parts.items()}
+
+    def _spill_if_due(self) -> None:
+        """Write the rows no event can change any more to new parts on disk (projections.cold)."""
+        if self.spill_after_rows is None or self.state.final_rows() < self.spill_after_rows:
+            return
+        # On the loop, like a checkpoint's snapshot: rows must never be missing from both memory and disk.
+        final = self.state.take_final()
+        self.cold.write({name: to_table(rows, ROW_TYPES[name]) for name, rows in final.items()})
+        self.state.cold_parts = {name: list(files) for name, files in self.cold.parts.items()}
+        log.info("projection rows moved to disk", extra={"rows": {n: len(r) for n, r in final.items()},
+                                                          "on_disk": dict(self.cold.rows)})
 
     def lag(self) -> int:
         """Events received live but not yet folded in."""
@@ -114,18 +140,32 @@ class Projections:
         return state
 
     def tables(self, state: ProjectionState | None = None, accounts: tuple[str, ...] | None = None,
-               names: tuple[str, ...] | None = None) -> dict[str, pa.Table]:
-        """The named tables (default all), limited to rows of `accounts` (tables without an account are shared)."""
+               names: tuple[str, ...] | None = None) -> dict[str, Relation]:
+        """The named tables (default all): rows on disk then in memory, limited to rows of `accounts`
+        (tables without an account are shared)."""
         source = state or self.state
         cache = self.cache if state is None else TableCache()
-        tables = {name: cache.table(source, name) for name in (names or tuple(ROW_TYPES))}
-        if accounts is None:
-            return tables
-        allowed = pa.array(list(accounts), type=pa.string())
-        return {name: table.filter(pc.is_in(table["account"], value_set=allowed))
-                if "account" in table.column_names else table for name, table in tables.items()}
+        out: dict[str, Relation] = {}
+        for name in names or tuple(ROW_TYPES):
+            table = cache.table(source, name)
+            cold = self.cold.dataset(name, table.schema) if state is None else None
+            if accounts is not None and "account" in table.column_names:
+                if cold is not None:
+                    out[name] = ds.dataset([cold, ds.dataset(table)]).filter(pc.field("account").isin(list(accounts)))
+                    continue
+                table = table.filter(pc.is_in(table["account"], value_set=pa.array(list(accounts), pa.string())))
+            out[name] = table if cold is None else ds.dataset([cold, ds.dataset(table)])
+        return out
 
-    def query(self, sql: str, tables: dict[str, pa.Table], parameters: list[object] | None = None,
+    def rows(self, name: str) -> list[Any]:
+        """Every row of one table, on disk then in memory, as row Structs (reports; blocking when rows are on disk).
+
+        Rows from disk carry the table's 12-decimal money, as queries show it."""
+        held = held_rows(self.state, name)
+        cold = self.cold.dataset(name, arrow_schema(ROW_TYPES[name]))
+        return list(held) if cold is None else [*from_table(cold.to_table(), ROW_TYPES[name]), *held]
+
+    def query(self, sql: str, tables: Mapping[str, Relation], parameters: list[object] | None = None,
               max_rows: int | None = None) -> QueryResult:
         """Run read-only SQL over the given tables (blocking; call from a worker thread)."""
         return self.engine.query(sql, tables, parameters=parameters, max_rows=max_rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from events.market import Bar, BookTop, Trade
 from events.trading import (
@@ -17,6 +18,7 @@ from events.trading import (
     RiskDecision,
 )
 from processors.positions import Position, apply_fill
+from processors.recent import REDELIVERY_WINDOW_NS, Recent
 from projections.rows import (
     ZERO,
     AuditRow,
@@ -50,9 +52,52 @@ class ProjectionState:
     marks: dict[str, tuple[Decimal, int]] = field(default_factory=dict)
     pnl: list[PnlPoint] = field(default_factory=list)
     last_pnl_ts: dict[str, int] = field(default_factory=dict)
-    seen_reports: set[str] = field(default_factory=set)
+    # Report ids, while a redelivered copy can still arrive (processors.recent).
+    seen_reports: Recent[str, None] = field(default_factory=Recent)
     stream_positions: dict[str, int] = field(default_factory=dict)
     version: int = 0
+    clock: int = 0                      # the newest event time folded in
+    # Rows handed to disk (projections.cold): the parts per table, how many hand-overs so far, and
+    # per candle series the newest open time on disk (a copy of an older bar is not taken again).
+    cold_parts: dict[str, list[str]] = field(default_factory=dict)
+    spills: int = 0
+    candle_floors: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def final_rows(self) -> int:
+        """Rows of the append-only tables in memory: what `take_final` would hand over at least."""
+        return len(self.fills) + len(self.decisions) + len(self.audit) + len(self.pnl)
+
+    def take_final(self, quiet_ns: int = REDELIVERY_WINDOW_NS) -> dict[str, list[Any]]:
+        """Remove and return, per table, the rows no event can change any more (see projections.cold).
+
+        Every fill, decision, audit row and P&L point; orders complete (or rejected) and untouched
+        for `quiet_ns` of event time, with their children; candles older than their series' newest.
+        """
+        horizon = self.clock - quiet_ns
+        orders = [row for row in self.orders.values()
+                  if (row.completed or row.status == "REJECTED") and row.updated_ts <= horizon]
+        taken = {row.order_id for row in orders}
+        children = [row for row in self.children.values() if row.order_id in taken]
+        for row in orders:
+            del self.orders[row.order_id]
+        for child in children:
+            del self.children[child.child_id]
+        newest: dict[tuple[str, str, str], int] = {}
+        for venue, symbol, interval, open_time in self.candles:
+            series = (venue, symbol, interval)
+            newest[series] = max(newest.get(series, open_time), open_time)
+        candles = []
+        for key in sorted(self.candles):
+            series, open_time = key[:3], key[3]
+            if open_time < newest[series]:
+                candles.append(self.candles.pop(key))
+                self.candle_floors[series] = max(self.candle_floors.get(series, open_time), open_time)
+        final: dict[str, list[Any]] = {"orders": orders, "children": children, "candles": candles, "fills": self.fills,
+                 "decisions": self.decisions, "audit": self.audit, "pnl": self.pnl}
+        self.fills, self.decisions, self.audit, self.pnl = [], [], [], []
+        self.version += 1
+        self.spills += 1
+        return final
 
     def position_rows(self) -> list[PositionRow]:
         """Positions with their latest mark and unrealized P&L."""
@@ -91,6 +136,8 @@ def evolve(state: ProjectionState, envelope: Envelope) -> ProjectionState:
     event = envelope.event
     state.stream_positions[envelope.stream] = envelope.seq
     state.version += 1
+    if event.ts > state.clock:
+        state.clock = event.ts
     order_id = _order_id_of(event)
     if order_id is not None:
         order = state.orders.get(order_id)
@@ -123,7 +170,7 @@ def evolve(state: ProjectionState, envelope: Envelope) -> ProjectionState:
             state.orders[target].updated_ts = event.ts
         case Trade(symbol=symbol, price=price, ts=ts):
             _mark(state, symbol, price, ts)
-        case Bar():
+        case Bar() if event.open_time > state.candle_floors.get((event.venue, event.symbol, event.interval), -1):
             key = (event.venue, event.symbol, event.interval, event.open_time)
             state.candles[key] = CandleRow(venue=event.venue, symbol=event.symbol, interval=event.interval,
                                            open_time=event.open_time, open=event.open, high=event.high,
@@ -183,7 +230,7 @@ def _on_child(state: ProjectionState, child: ChildOrder) -> None:
 def _on_report(state: ProjectionState, report: ExecutionReport) -> None:
     if report.id in state.seen_reports:
         return
-    state.seen_reports.add(report.id)
+    state.seen_reports.add(report.id, report.ts)
     child = state.children.get(report.child_id)
     was_done = child is not None and child.status in _DONE
     if child is not None:

@@ -89,10 +89,16 @@ class TableCache:
         self._chunks: dict[str, list[pa.Table]] = {name: [] for name in APPEND_ONLY}
         self._converted: dict[str, int] = dict.fromkeys(APPEND_ONLY, 0)
         self._snapshots: dict[str, tuple[int, pa.Table]] = {}
+        self._spills = 0
 
     def table(self, state: ProjectionState, name: str) -> pa.Table:
-        """The named table as of the state's current version."""
+        """The named table's rows in memory as of the state's current version."""
         row_type = ROW_TYPES[name]
+        if state.spills != self._spills:
+            # Rows went to disk (projections.cold): the append-only lists started again.
+            self._chunks = {table: [] for table in APPEND_ONLY}
+            self._converted = dict.fromkeys(APPEND_ONLY, 0)
+            self._spills = state.spills
         if name in APPEND_ONLY:
             rows: list[Any] = getattr(state, name)
             done = self._converted[name]
@@ -104,7 +110,7 @@ class TableCache:
         cached = self._snapshots.get(name)
         if cached is not None and cached[0] == state.version:
             return cached[1]
-        table = to_table(_mutable_rows(state, name), row_type)
+        table = to_table(held_rows(state, name), row_type)
         self._snapshots[name] = (state.version, table)
         return table
 
@@ -123,7 +129,11 @@ class TableCache:
         return {name: self.table(state, name) for name in ROW_TYPES}
 
 
-def _mutable_rows(state: ProjectionState, name: str) -> list[Any]:
+def held_rows(state: ProjectionState, name: str) -> list[Any]:
+    """The named table's rows in memory, in table order."""
+    if name in APPEND_ONLY:
+        rows: list[Any] = getattr(state, name)
+        return rows
     match name:
         case "orders":
             return list(state.orders.values())

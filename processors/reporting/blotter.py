@@ -115,8 +115,8 @@ def load_inputs(data_dir: Path) -> ReportInputs:
     wal_root = data_dir / "wal"
     projections = Projections(wal_root, data_dir / "projections")
     projections.load_and_catch_up()
-    state = projections.state
-    return ReportInputs(fills=list(state.fills), orders=dict(state.orders), pnl=list(state.pnl),
+    return ReportInputs(fills=projections.rows("fills"), pnl=projections.rows("pnl"),
+                        orders={order.order_id: order for order in projections.rows("orders")},
                         completions=CompletionLog(wal_root).refresh())
 
 

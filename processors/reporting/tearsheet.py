@@ -162,7 +162,7 @@ def pnl_from_wal(data_dir: Path, account: str) -> list[tuple[int, Decimal]]:
         raise NoPnl(account, wal_root, "cannot be read: no WAL directory")
     projections = Projections(wal_root, data_dir / "projections")
     projections.load_and_catch_up()
-    points = [(p.ts, p.net_pnl) for p in projections.state.pnl if p.account == account]
+    points = [(p.ts, p.net_pnl) for p in projections.rows("pnl") if p.account == account]
     if not points:
         raise NoPnl(account, wal_root, "has no P&L points")
     return points
