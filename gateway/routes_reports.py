@@ -200,10 +200,12 @@ def _limit(request: web.Request) -> int:
 
 
 async def _inputs(request: web.Request) -> ReportInputs:
-    """A snapshot of fills, orders and P&L taken on the loop (which owns the state) plus the WAL's completions."""
+    """A snapshot of fills, orders and P&L (memory copied on the loop, which owns the state; rows on disk
+    read in a thread) plus the WAL's completions."""
     projections = _projections(request)
-    inputs = ReportInputs(fills=projections.rows("fills"), pnl=projections.rows("pnl"), completions=[],
-                          orders={order.order_id: order for order in projections.rows("orders")})
+    rows = await projections.rows_off_loop("fills", "pnl", "orders")
+    inputs = ReportInputs(fills=rows["fills"], pnl=rows["pnl"], completions=[],
+                          orders={order.order_id: order for order in rows["orders"]})
     holder = request.app[COMPLETIONS]
     async with holder.lock:
         if holder.log is None:
@@ -212,10 +214,11 @@ async def _inputs(request: web.Request) -> ReportInputs:
     return inputs
 
 
-def _daily_returns(request: web.Request, account: str, capital: float) -> tuple[list[str], Any]:
+async def _daily_returns(request: web.Request, account: str, capital: float) -> tuple[list[str], Any]:
     from processors.reporting.tearsheet import returns_from_pnl
 
-    points = [(p.ts, p.net_pnl) for p in _projections(request).rows("pnl") if p.account == account]
+    pnl = (await _projections(request).rows_off_loop("pnl"))["pnl"]
+    points = [(p.ts, p.net_pnl) for p in pnl if p.account == account]
     if not points:
         raise not_found(f"account {account} has no P&L yet (or is not one of yours)")
     return returns_from_pnl(points, capital)
@@ -225,7 +228,7 @@ async def report_metrics(request: web.Request) -> web.Response:
     """GET /v1/reports/metrics?account=&capital=: metrics of daily returns (day's net P&L change / capital)."""
     claims = await authenticate(request, *_READERS)
     account, capital = _one_account(request, claims), _capital(request)
-    dates, returns = _daily_returns(request, account, capital)
+    dates, returns = await _daily_returns(request, account, capital)
     try:
         report = await asyncio.to_thread(metrics_report, dates, returns)
     except metrics.InvalidSeries as exc:
@@ -239,7 +242,7 @@ async def report_tearsheet(request: web.Request) -> web.Response:
 
     claims = await authenticate(request, *_READERS)
     account, capital = _one_account(request, claims), _capital(request)
-    dates, returns = _daily_returns(request, account, capital)
+    dates, returns = await _daily_returns(request, account, capital)
     source = f"Account {account}, daily net P&L on capital {capital:g}, from the gateway's projections."
     try:
         page = await asyncio.to_thread(render, dates, returns, title=f"Tear sheet {account}", source=source)

@@ -1,11 +1,14 @@
 """Keys remembered for a window of event time, then forgotten a slice at a time: duplicate memory that stays bounded.
 
-A processor must recognise a redelivered input (an intent already decided, a report of a child
-already finished) but cannot remember every id forever: memory would grow with every order.
-Copies of an event reach a consumer only within a bounded time of the original — JetStream keeps
-one copy per id within its duplicate window (120 s, events.subjects), and a consumer's
-redeliveries stop after max_deliver × (ack wait + backoff), about 2.6 minutes with
-events.consumer's defaults — so an id needs remembering only a little longer than that.
+A processor must recognise a copy of an input it already handled (an intent already decided, a
+report of a child already finished) but cannot remember every id forever: memory would grow with
+every order. Processors follow their streams with ordered consumers (store.follow), which deliver
+each stream message once, and rebuild from the WAL in the same order, so a copy can only be a
+second message with the same event id in the stream. JetStream drops those within its 120 s
+duplicate window (events.subjects); a copy gets past it only when republished later than that —
+a publish retried for longer, or a restarted processor republishing outputs the recorder had not
+yet logged. Such a copy trails its original by a few minutes at most, so an id needs remembering
+only a little longer than that; a copy arriving later than the window is handled as new.
 
 `Recent` keeps entries in time slices: an entry lives in the slice of the event time that added
 it, and a slice is dropped whole once event time is a full window past its end, so every entry is
@@ -23,8 +26,8 @@ from typing import Generic, TypeVar
 K = TypeVar("K")
 V = TypeVar("V")
 
-# How long finished orders' and decided intents' ids are remembered to drop redelivered copies:
-# past both JetStream's 120 s duplicate window and a consumer's ~2.6 minutes of redeliveries.
+# How long finished orders' and decided intents' ids are remembered to drop copies: past JetStream's
+# 120 s duplicate window with room for a copy republished a few minutes late.
 REDELIVERY_WINDOW_NS = 300 * 1_000_000_000
 
 

@@ -19,10 +19,16 @@ from projections.rows import AuditRow, CandleRow, ChildRow, DecisionRow, FillRow
 from projections.state import ProjectionState
 from projections.tables import TableCache, from_table, to_table
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2         # 2: audit rows name their account; recent ids; rows on disk
 _encoder = msgspec.json.Encoder(decimal_format="string")
 _position_decoder = msgspec.json.Decoder(Position)
 _CURRENT = "CURRENT"
+
+
+class _RecentId(msgspec.Struct, kw_only=True):
+    kind: str
+    id: str
+    ts: int
 
 
 class _Mark(msgspec.Struct, kw_only=True):
@@ -40,6 +46,11 @@ def snapshot_tables(state: ProjectionState, cache: TableCache) -> dict[str, pa.T
     tables["position_state"] = pa.table({"json": [_encoder.encode(p).decode() for p in state.positions.values()]},
                                         schema=pa.schema([("json", pa.string())]))
     tables["marks"] = to_table([_Mark(symbol=s, price=p, ts=t) for s, (p, t) in sorted(state.marks.items())], _Mark)
+    # Ids a copy of which must still be dropped: seen reports, orders and children already on disk.
+    recent = [_RecentId(kind=kind, id=key, ts=ts) for kind, ids in (("report", state.seen_reports),
+                                                                    ("spilled", state.spilled))
+              for key in ids if (ts := ids.get(key)) is not None]
+    tables["recent_ids"] = to_table(recent, _RecentId)
     return tables
 
 
@@ -97,21 +108,34 @@ def load_checkpoint(root: Path) -> ProjectionState | None:
                  pq.read_table(directory / "position_state.parquet").column("json").to_pylist()]
     state.positions = {(p.account, p.symbol): p for p in positions}
     state.marks = {m.symbol: (m.price, m.ts) for m in rows("marks", _Mark)}
-    for fill in state.fills:
-        state.seen_reports.add(fill.report_id, fill.ts)
-    state.last_pnl_ts = {point.account: point.ts for point in state.pnl}
+    for row in rows("recent_ids", _RecentId):
+        (state.seen_reports if row.kind == "report" else state.spilled).set(row.id, row.ts, row.ts)
     state.stream_positions = {str(k): int(v) for k, v in manifest["stream_positions"].items()}
     state.version = int(manifest["version"])
     cold = manifest.get("cold", {})
     state.cold_parts = {str(name): [str(f) for f in files] for name, files in cold.get("parts", {}).items()}
     state.clock = int(cold.get("clock", 0))
     state.candle_floors = {(venue, symbol, interval): int(t) for venue, symbol, interval, t in cold.get("floors", [])}
+    state.last_pnl_ts = {str(account): int(ts) for account, ts in cold.get("last_pnl_ts", {}).items()}
     return state
 
 
+def named_parts(root: Path) -> list[dict[str, list[str]]]:
+    """The cold parts each checkpoint kept under `root` names (projections.cold)."""
+    named = []
+    for directory in sorted(root.glob("checkpoint-*")):
+        try:
+            manifest = json.loads((directory / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue                    # half-written or removed meanwhile: it names nothing to keep
+        named.append({str(k): [str(f) for f in v] for k, v in manifest.get("cold", {}).get("parts", {}).items()})
+    return named
+
+
 def cold_manifest(state: ProjectionState) -> dict[str, Any]:
-    """What a checkpoint records of the rows on disk: the parts per table, the clock, the candle floors."""
-    return {"parts": state.cold_parts, "clock": state.clock,
+    """What a checkpoint records beside its tables: the parts on disk, the clock, the candle floors and
+    each account's last P&L point time (the P&L points themselves may be on disk)."""
+    return {"parts": state.cold_parts, "clock": state.clock, "last_pnl_ts": state.last_pnl_ts,
             "floors": [[*series, t] for series, t in sorted(state.candle_floors.items())]}
 
 
@@ -133,4 +157,4 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["cold_manifest", "load_checkpoint", "write_checkpoint"]
+__all__ = ["cold_manifest", "load_checkpoint", "named_parts", "write_checkpoint"]

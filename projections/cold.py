@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -29,6 +30,15 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 _BATCH_ROWS = 16_384        # rows a merge holds in memory at a time
+
+
+@dataclass
+class ColdUpdate:
+    """What a `ColdStore.write` produced: the new part lists and sizes, and the parts merged away."""
+
+    parts: dict[str, list[str]]
+    sizes: dict[str, list[int]]
+    retired: list[Path]
 
 
 class ColdStore:
@@ -46,17 +56,22 @@ class ColdStore:
         """Rows on disk per table."""
         return {name: sum(sizes) for name, sizes in self._sizes.items()}
 
-    def adopt(self, parts: dict[str, list[str]], *, prune: bool) -> None:
-        """Take the parts a checkpoint names as the cold rows; with `prune` (the writer), delete every other part."""
+    def adopt(self, parts: dict[str, list[str]], *, prune: bool, also_named: Iterable[dict[str, list[str]]] = ()) -> None:
+        """Take the parts a checkpoint names as the cold rows.
+
+        With `prune` (the writer), delete every other part but those `also_named` (by the older
+        checkpoint kept on disk, which a reader may still be using)."""
         self.parts = {name: list(files) for name, files in parts.items() if files}
         self._retired = []
         if prune and self.root.is_dir():
+            keep = {(name, f) for named in (self.parts, *also_named) for name, files in named.items() for f in files}
             for directory in self.root.iterdir():
                 if directory.is_dir():
-                    keep = set(self.parts.get(directory.name, []))
                     for path in directory.iterdir():
-                        if path.name not in keep:
+                        if (directory.name, path.name) not in keep:
                             path.unlink()
+                        elif path.name not in self.parts.get(directory.name, []):
+                            self._retired.append(path)
         for name, files in self.parts.items():
             missing = [f for f in files if not (self.root / name / f).is_file()]
             if missing:
@@ -64,26 +79,38 @@ class ColdStore:
                                         f"{self.root / name}: {', '.join(missing)}")
         self._sizes = {name: [pq.ParquetFile(self.root / name / f).metadata.num_rows for f in files]
                        for name, files in self.parts.items()}
-        numbers = [int(f.split("-")[1].split(".")[0]) for files in self.parts.values() for f in files]
-        self._next = max(numbers, default=-1) + 1
+        on_disk = self.root.glob("*/part-*.parquet") if self.root.is_dir() else []
+        self._next = max((int(path.name.split("-")[1].split(".")[0]) for path in on_disk), default=-1) + 1
 
-    def write(self, tables: dict[str, pa.Table]) -> None:
-        """Append each non-empty table as a new durable part, then merge parts that have grown level."""
+    def write(self, tables: dict[str, pa.Table]) -> ColdUpdate:
+        """Write each non-empty table as a new durable part and merge parts that have grown level.
+
+        Only files change: the store's own lists change when the caller `apply`s the update, on
+        the thread that reads them, together with dropping the rows from memory."""
+        update = ColdUpdate({name: list(files) for name, files in self.parts.items()},
+                            {name: list(sizes) for name, sizes in self._sizes.items()}, [])
         for name, table in tables.items():
             if table.num_rows == 0:
                 continue
-            self._add(name, self._write_part(name, [table], table.schema), table.num_rows)
-            parts, sizes = self.parts[name], self._sizes[name]
+            parts, sizes = update.parts.setdefault(name, []), update.sizes.setdefault(name, [])
+            parts.append(self._write_part(name, [table], table.schema))
+            sizes.append(table.num_rows)
             while len(sizes) >= 2 and sizes[-1] >= sizes[-2]:
-                older, newer = parts[-2], parts[-1]
-                schema = pq.read_schema(self.root / name / older)
-                merged = ds.dataset([str(self.root / name / older), str(self.root / name / newer)], format="parquet",
-                                    schema=schema)
+                older, newer = self.root / name / parts[-2], self.root / name / parts[-1]
+                schema = pq.read_schema(older)
+                merged = ds.dataset([str(older), str(newer)], format="parquet", schema=schema)
                 part = self._write_part(name, merged.to_batches(batch_size=_BATCH_ROWS), schema)
                 rows = sizes[-2] + sizes[-1]
                 del parts[-2:], sizes[-2:]
-                self._retired += [self.root / name / older, self.root / name / newer]
-                self._add(name, part, rows)
+                update.retired += [older, newer]
+                parts.append(part)
+                sizes.append(rows)
+        return update
+
+    def apply(self, update: ColdUpdate) -> None:
+        """Make written parts the cold rows (see `write`)."""
+        self.parts, self._sizes = update.parts, update.sizes
+        self._retired += update.retired
 
     def collect(self, named: Iterable[dict[str, list[str]]]) -> None:
         """Delete merged-away parts that none of the `named` part lists (the kept checkpoints') mention."""
@@ -102,10 +129,6 @@ class ColdStore:
         if not files:
             return None
         return ds.dataset([str(self.root / name / f) for f in files], format="parquet", schema=schema)
-
-    def _add(self, name: str, part: str, rows: int) -> None:
-        self.parts.setdefault(name, []).append(part)
-        self._sizes.setdefault(name, []).append(rows)
 
     def _write_part(self, name: str, batches: Iterable[pa.Table | pa.RecordBatch], schema: pa.Schema) -> str:
         directory = self.root / name
@@ -130,4 +153,4 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["ColdStore"]
+__all__ = ["ColdStore", "ColdUpdate"]

@@ -124,6 +124,7 @@ class AuditRow(msgspec.Struct, kw_only=True):
     """Where one event of an order's life sits in the log."""
 
     order_id: str
+    account: str
     stream: str
     seq: int
     stored_ts: int

@@ -17,8 +17,14 @@ from prometheus_client import Gauge
 from events.bus import Bus
 from events.stopping import Stopped, unless_stopped
 from events.subjects import STREAM_MD, STREAM_TRADING
-from projections.checkpoint import cold_manifest, load_checkpoint, snapshot_tables, write_checkpoint
-from projections.cold import ColdStore
+from projections.checkpoint import (
+    cold_manifest,
+    load_checkpoint,
+    named_parts,
+    snapshot_tables,
+    write_checkpoint,
+)
+from projections.cold import ColdStore, ColdUpdate
 from projections.query import QueryResult, Relation, SqlEngine
 from projections.state import ProjectionState, evolve
 from projections.tables import ROW_TYPES, TableCache, arrow_schema, from_table, held_rows, to_table
@@ -28,6 +34,10 @@ log = logging.getLogger(__name__)
 
 STREAMS = (STREAM_TRADING.name, STREAM_MD.name)
 APPLIED_SEQ = Gauge("sq_projection_applied_seq", "Last stream sequence folded into the projections", ["stream"])
+
+
+def _read_rows(cold: ds.Dataset | None, name: str) -> list[Any]:
+    return [] if cold is None else from_table(cold.to_table(), ROW_TYPES[name])
 
 
 class Projections:
@@ -58,14 +68,15 @@ class Projections:
         if loaded is not None:
             self.state = loaded
             self._checkpointed_version = loaded.version
-        self.cold.adopt(self.state.cold_parts, prune=self.spill_after_rows is not None)
+        self.cold.adopt(self.state.cold_parts, prune=self.spill_after_rows is not None,
+                        also_named=named_parts(self.checkpoint_dir))
         self._previous_parts = {name: list(files) for name, files in self.state.cold_parts.items()}
         until = last_recorded(self.wal_root, STREAMS)
         for n, envelope in enumerate(history(self.wal_root, STREAMS, dict(self.state.stream_positions), until=until,
                                              source="projections")):
             evolve(self.state, envelope)
             if n % 4096 == 4095:
-                self._spill_if_due()
+                self.spill_if_due()
         for stream in STREAMS:
             self.state.stream_positions[stream] = max(self.state.stream_positions.get(stream, 0), until[stream])
         return dict(self.state.stream_positions)
@@ -102,7 +113,11 @@ class Projections:
 
     async def checkpoint(self) -> None:
         """Hand finished rows to disk when enough have gathered, then write a checkpoint if anything changed."""
-        self._spill_if_due()
+        if self._spill_due():
+            # Rows stay in memory (and in answers) while their parts are written in a thread; they
+            # are dropped from memory in the same loop step that makes the parts visible.
+            final, tables = self._final_tables()
+            self._forget(final, await asyncio.to_thread(self.cold.write, tables))
         if self.state.version == self._checkpointed_version:
             return
         # Tables are materialised on the loop (the state must not change under them), written in a thread.
@@ -114,16 +129,27 @@ class Projections:
         self.cold.collect([self._previous_parts, self.state.cold_parts])
         self._previous_parts = {name: list(files) for name, files in self.state.cold_parts.items()}
 
-    def _spill_if_due(self) -> None:
-        """Write the rows no event can change any more to new parts on disk (projections.cold)."""
-        if self.spill_after_rows is None or self.state.final_rows() < self.spill_after_rows:
-            return
-        # On the loop, like a checkpoint's snapshot: rows must never be missing from both memory and disk.
-        final = self.state.take_final()
-        self.cold.write({name: to_table(rows, ROW_TYPES[name]) for name, rows in final.items()})
+    def spill_if_due(self) -> None:
+        """Hand finished rows to disk now if enough have gathered (blocking: catch-up and tools)."""
+        if self._spill_due():
+            final, tables = self._final_tables()
+            self._forget(final, self.cold.write(tables))
+
+    def _spill_due(self) -> bool:
+        return self.spill_after_rows is not None and self.state.final_rows() >= self.spill_after_rows
+
+    def _final_tables(self) -> tuple[dict[str, list[Any]], dict[str, pa.Table]]:
+        """The rows no event can change any more, and the same as Arrow tables (on the state's thread)."""
+        final = self.state.final()
+        return final, {name: to_table(rows, ROW_TYPES[name]) for name, rows in final.items()}
+
+    def _forget(self, final: dict[str, list[Any]], update: ColdUpdate) -> None:
+        """Make the written parts the rows on disk and drop the same rows from memory, in one step."""
+        self.cold.apply(update)
+        self.state.forget(final)
         self.state.cold_parts = {name: list(files) for name, files in self.cold.parts.items()}
         log.info("projection rows moved to disk", extra={"rows": {n: len(r) for n, r in final.items()},
-                                                          "on_disk": dict(self.cold.rows)})
+                                                          "on_disk": self.cold.rows})
 
     def lag(self) -> int:
         """Events received live but not yet folded in."""
@@ -158,12 +184,19 @@ class Projections:
         return out
 
     def rows(self, name: str) -> list[Any]:
-        """Every row of one table, on disk then in memory, as row Structs (reports; blocking when rows are on disk).
+        """Every row of one table, on disk then in memory, as row Structs (blocking: tools such as `sq report`).
 
         Rows from disk carry the table's 12-decimal money, as queries show it."""
-        held = held_rows(self.state, name)
         cold = self.cold.dataset(name, arrow_schema(ROW_TYPES[name]))
-        return list(held) if cold is None else [*from_table(cold.to_table(), ROW_TYPES[name]), *held]
+        return [*_read_rows(cold, name), *held_rows(self.state, name)]
+
+    async def rows_off_loop(self, *names: str) -> dict[str, list[Any]]:
+        """`rows` of several tables for the event loop: memory copied in one loop step (a consistent
+        snapshot), the parts on disk read in a thread."""
+        held = {name: list(held_rows(self.state, name)) for name in names}
+        cold = {name: self.cold.dataset(name, arrow_schema(ROW_TYPES[name])) for name in names}
+        read = await asyncio.to_thread(lambda: {name: _read_rows(cold[name], name) for name in names})
+        return {name: [*read[name], *held[name]] for name in names}
 
     def query(self, sql: str, tables: Mapping[str, Relation], parameters: list[object] | None = None,
               max_rows: int | None = None) -> QueryResult:

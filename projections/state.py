@@ -34,6 +34,7 @@ from projections.rows import (
 from store.follow import Envelope
 
 PNL_MARK_INTERVAL_NS = 60 * 1_000_000_000
+APPEND_ONLY = ("fills", "decisions", "audit", "pnl")   # tables whose rows never change once added
 _DONE = frozenset({"FILLED", "CANCELLED", "REJECTED"})
 
 
@@ -52,8 +53,10 @@ class ProjectionState:
     marks: dict[str, tuple[Decimal, int]] = field(default_factory=dict)
     pnl: list[PnlPoint] = field(default_factory=list)
     last_pnl_ts: dict[str, int] = field(default_factory=dict)
-    # Report ids, while a redelivered copy can still arrive (processors.recent).
-    seen_reports: Recent[str, None] = field(default_factory=Recent)
+    # Report ids, and ids of orders and children handed to disk, with their event time, while a copy
+    # can still arrive (processors.recent); kept by checkpoints.
+    seen_reports: Recent[str, int] = field(default_factory=Recent)
+    spilled: Recent[str, int] = field(default_factory=Recent)
     stream_positions: dict[str, int] = field(default_factory=dict)
     version: int = 0
     clock: int = 0                      # the newest event time folded in
@@ -64,41 +67,46 @@ class ProjectionState:
     candle_floors: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     def final_rows(self) -> int:
-        """Rows of the append-only tables in memory: what `take_final` would hand over at least."""
+        """Rows of the append-only tables in memory: what `final` would hand over at least."""
         return len(self.fills) + len(self.decisions) + len(self.audit) + len(self.pnl)
 
-    def take_final(self, quiet_ns: int = REDELIVERY_WINDOW_NS) -> dict[str, list[Any]]:
-        """Remove and return, per table, the rows no event can change any more (see projections.cold).
+    def final(self, quiet_ns: int = REDELIVERY_WINDOW_NS) -> dict[str, list[Any]]:
+        """Per table, the rows no event can change any more (see projections.cold); the state is not changed.
 
-        Every fill, decision, audit row and P&L point; orders complete (or rejected) and untouched
-        for `quiet_ns` of event time, with their children; candles older than their series' newest.
+        Every fill, decision, audit row and P&L point; orders complete (or rejected), with no child
+        working and untouched for `quiet_ns` of event time, with their children; candles older than
+        their series' newest.
         """
         horizon = self.clock - quiet_ns
         orders = [row for row in self.orders.values()
-                  if (row.completed or row.status == "REJECTED") and row.updated_ts <= horizon]
+                  if (row.completed or row.status == "REJECTED") and row.working_children == 0
+                  and row.updated_ts <= horizon]
         taken = {row.order_id for row in orders}
-        children = [row for row in self.children.values() if row.order_id in taken]
-        for row in orders:
-            del self.orders[row.order_id]
-        for child in children:
-            del self.children[child.child_id]
         newest: dict[tuple[str, str, str], int] = {}
         for venue, symbol, interval, open_time in self.candles:
-            series = (venue, symbol, interval)
-            newest[series] = max(newest.get(series, open_time), open_time)
-        candles = []
-        for key in sorted(self.candles):
-            series, open_time = key[:3], key[3]
-            if open_time < newest[series]:
-                candles.append(self.candles.pop(key))
-                self.candle_floors[series] = max(self.candle_floors.get(series, open_time), open_time)
-        final: dict[str, list[Any]] = {"orders": orders, "children": children, "candles": candles, "fills": self.fills,
-                 "decisions": self.decisions, "audit": self.audit, "pnl": self.pnl}
-        self.fills, self.decisions, self.audit, self.pnl = [], [], [], []
+            newest[(venue, symbol, interval)] = max(newest.get((venue, symbol, interval), open_time), open_time)
+        return {"orders": orders, "children": [row for row in self.children.values() if row.order_id in taken],
+                "candles": [row for key, row in sorted(self.candles.items()) if key[3] < newest[key[:3]]],
+                "fills": list(self.fills), "decisions": list(self.decisions), "audit": list(self.audit),
+                "pnl": list(self.pnl)}
+
+    def forget(self, final: dict[str, list[Any]]) -> None:
+        """Drop rows `final` returned, now on disk; copies of their orders and children are ignored from now on."""
+        for row in final["orders"]:
+            del self.orders[row.order_id]
+            self.spilled.set(row.order_id, self.clock, self.clock)
+        for row in final["children"]:
+            del self.children[row.child_id]
+            self.spilled.set(row.child_id, self.clock, self.clock)
+        for row in final["candles"]:
+            series = (row.venue, row.symbol, row.interval)
+            del self.candles[(*series, row.open_time)]
+            self.candle_floors[series] = max(self.candle_floors.get(series, row.open_time), row.open_time)
+        for name in APPEND_ONLY:
+            rows: list[Any] = getattr(self, name)
+            del rows[:len(final[name])]
         self.version += 1
         self.spills += 1
-        return final
-
     def position_rows(self) -> list[PositionRow]:
         """Positions with their latest mark and unrealized P&L."""
         rows = []
@@ -118,16 +126,21 @@ class ProjectionState:
 _i = sys.intern
 
 
-def _order_id_of(event: object) -> str | None:
+def _order_of(event: object) -> tuple[str, str] | None:
+    """(order id, account) of an order-path event."""
     match event:
-        case OrderIntent(id=order_id):
-            return order_id
-        case RiskDecision(order_id=order_id) | ChildOrder(order_id=order_id) | ChildCancel(order_id=order_id):
-            return order_id
-        case ExecutionReport(order_id=order_id) | ParentOrderCompleted(order_id=order_id):
-            return order_id
-        case CancelIntent(order_id=order_id):
-            return order_id
+        case OrderIntent(id=order_id, account=account):
+            return order_id, account
+        case RiskDecision(order_id=order_id, account=account) | ChildOrder(order_id=order_id, account=account):
+            return order_id, account
+        case ChildCancel(order_id=order_id, account=account):
+            return order_id, account
+        case ExecutionReport(order_id=order_id, account=account):
+            return order_id, account
+        case ParentOrderCompleted(order_id=order_id, account=account):
+            return order_id, account
+        case CancelIntent(order_id=order_id, account=account) if order_id is not None:
+            return order_id, account
     return None
 
 
@@ -138,11 +151,11 @@ def evolve(state: ProjectionState, envelope: Envelope) -> ProjectionState:
     state.version += 1
     if event.ts > state.clock:
         state.clock = event.ts
-    order_id = _order_id_of(event)
-    if order_id is not None:
-        order = state.orders.get(order_id)
-        state.audit.append(AuditRow(order_id=order.order_id if order is not None else order_id,
-                                    stream=_i(envelope.stream), seq=envelope.seq, stored_ts=envelope.stored_ts,
+    owner = _order_of(event)
+    if owner is not None:
+        order = state.orders.get(owner[0])
+        state.audit.append(AuditRow(order_id=order.order_id if order is not None else owner[0],
+                                    account=_i(owner[1]), stream=_i(envelope.stream), seq=envelope.seq, stored_ts=envelope.stored_ts,
                                     event_ts=event.ts, event_type=type(event).__name__, event_id=event.id,
                                     subject=_i(envelope.subject), causation_id=event.causation_id))
     match event:
@@ -185,7 +198,7 @@ def evolve(state: ProjectionState, envelope: Envelope) -> ProjectionState:
 
 
 def _on_intent(state: ProjectionState, intent: OrderIntent) -> None:
-    if intent.id in state.orders:
+    if intent.id in state.orders or intent.id in state.spilled:
         return
     state.orders[intent.id] = OrderRow(
         order_id=intent.id, account=_i(intent.account), client_order_id=intent.client_order_id,
@@ -211,7 +224,7 @@ def _on_decision(state: ProjectionState, decision: RiskDecision) -> None:
 
 
 def _on_child(state: ProjectionState, child: ChildOrder) -> None:
-    if child.child_id in state.children:
+    if child.child_id in state.children or child.child_id in state.spilled or child.order_id in state.spilled:
         return
     order = state.orders.get(child.order_id)
     state.children[child.child_id] = ChildRow(
@@ -228,9 +241,9 @@ def _on_child(state: ProjectionState, child: ChildOrder) -> None:
 
 
 def _on_report(state: ProjectionState, report: ExecutionReport) -> None:
-    if report.id in state.seen_reports:
-        return
-    state.seen_reports.add(report.id, report.ts)
+    if report.id in state.seen_reports or report.child_id in state.spilled:
+        return                          # a copy, or a report of a child already on disk (finished)
+    state.seen_reports.set(report.id, report.ts, report.ts)
     child = state.children.get(report.child_id)
     was_done = child is not None and child.status in _DONE
     if child is not None:

@@ -21,7 +21,7 @@ from projections.rows import (
     PositionRow,
     TopRow,
 )
-from projections.state import ProjectionState
+from projections.state import APPEND_ONLY, ProjectionState
 
 # Money in tables: 38 digits with 12 decimals (the most an event may carry); derived values
 # such as average prices are rounded half-even to 12 places for display.
@@ -32,7 +32,6 @@ ROW_TYPES: dict[str, type[msgspec.Struct]] = {
     "orders": OrderRow, "children": ChildRow, "fills": FillRow, "decisions": DecisionRow, "candles": CandleRow,
     "book_tops": TopRow, "audit": AuditRow, "positions": PositionRow, "pnl": PnlPoint,
 }
-APPEND_ONLY = ("fills", "decisions", "audit", "pnl")
 
 
 def _arrow_type(info: msgspec.inspect.Type) -> pa.DataType:

@@ -194,7 +194,7 @@ def decide(state: RiskState, event: object) -> list[Event]:
     """The events `event` causes, given the state before it. Never mutates `state`."""
     match event:
         case OrderIntent():
-            if event.id in state.decided:
+            if state.decided(event):
                 return []                          # redelivered: decided once already
             return [decide_intent(state, event)]
         case Trade():
@@ -225,12 +225,11 @@ def _on_decision(state: RiskState, decision: RiskDecision) -> None:
     intent = state.book.pending.pop(decision.order_id, None)
     if intent is None:
         return                                     # redelivered: the intent was decided already
-    state.decided.add(intent.id, intent.ts)
+    state.recent.add(intent.id, intent.ts)
     if decision.accepted:
         state.book.open_parent(intent)
     own = state.account(intent.account)
-    if own.coid_used_at(intent) is None:
-        own.coids.set(intent.client_order_id, intent.ts, intent.ts)
+    own.remember(intent)
     if decision.accepted:
         insort(own.order_times, intent.ts)
         horizon = intent.ts - state.limits_for(intent.account, intent.symbol).order_window_ns
@@ -259,7 +258,7 @@ def evolve(state: RiskState, event: object) -> RiskState:
         _roll_day(state, ts)
     match event:
         case OrderIntent():
-            if event.id not in state.decided:
+            if not state.decided(event):
                 state.book.pending[event.id] = event
         case RiskDecision():
             _on_decision(state, event)

@@ -8,6 +8,7 @@ events rebuilds the same state.
 from __future__ import annotations
 
 import copy
+import hashlib
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
@@ -86,6 +87,14 @@ class SymbolMarket:
         self.highs.clear()
 
 
+_TS_MASK = (1 << 64) - 1
+
+
+def _fingerprint(intent_id: str) -> int:
+    """64 bits of the id's BLAKE2b: two different intents share one with odds of 2^-64."""
+    return int.from_bytes(hashlib.blake2b(intent_id.encode(), digest_size=8).digest(), "big")
+
+
 class AccountRisk:
     """Per-account risk bookkeeping: trading state, kill switch, order rate, client order ids, day P&L base."""
 
@@ -95,16 +104,29 @@ class AccountRisk:
         self.state: TradingState = "ACTIVE"
         self.killed = False
         self.order_times: list[int] = []          # ts of accepted intents, ascending
-        # Client order id -> ts of the intent decided with it, for at least the dedupe window (a
-        # day by default, so only the id and a time: ~140 bytes an intent).
+        # Client order id -> the intent decided with it, for at least the dedupe window (a day by
+        # default), as one int (`_stamp`: a 64-bit fingerprint of its id and its ts): ~170 bytes an intent.
         self.coids: Recent[str, int] = Recent(dedupe_ns)
         self.day_start_pnl = day_start_pnl        # P&L (realized - fees + unrealized) when the UTC day began
         self.symbols: set[str] = set()            # symbols the account has traded
 
     def coid_used_at(self, intent: OrderIntent) -> int | None:
-        """When an earlier intent used this intent's client order id, if within the dedupe window before it."""
-        used = self.coids.get(intent.client_order_id)
-        return used if used is not None and used > intent.ts - self.coids.window_ns else None
+        """When another intent used this intent's client order id, if within the dedupe window before it."""
+        stamp = self.coids.get(intent.client_order_id)
+        if stamp is None or stamp >> 64 == _fingerprint(intent.id):
+            return None
+        used = stamp & _TS_MASK
+        return used if used > intent.ts - self.coids.window_ns else None
+
+    def remember(self, intent: OrderIntent) -> None:
+        """Record that `intent` was decided with its client order id (unless another intent holds the id)."""
+        if self.coid_used_at(intent) is None:
+            self.coids.set(intent.client_order_id, _fingerprint(intent.id) << 64 | intent.ts & _TS_MASK, intent.ts)
+
+    def decided(self, intent: OrderIntent) -> bool:
+        """Whether this very intent holds its client order id: decided already, within the dedupe window."""
+        stamp = self.coids.get(intent.client_order_id)
+        return stamp is not None and stamp >> 64 == _fingerprint(intent.id)
 
     def orders_since(self, horizon: int) -> int:
         """Accepted intents with ts after `horizon`."""
@@ -141,7 +163,9 @@ class RiskState:
         self.global_kill = False
         self.halts: dict[str, Halt] = {}
         self.rejects: dict[str, deque[int]] = {}       # symbol -> ts of venue rejects in the burst window
-        self.decided: Recent[str, None] = Recent()     # intent ids, while a redelivered copy can arrive
+        # Intent ids decided recently (processors.recent): covers intents that do not hold their client
+        # order id (refused as duplicates of another); the account's `coids` cover the rest for a day.
+        self.recent: Recent[str, None] = Recent()
         self.day = -1
         self.dedupe_ns = int(self.limits.dedupe_window_s * NS_PER_S)
         # (account, symbol) -> (limits, enabled checks); cleared whenever limits change.
@@ -157,6 +181,11 @@ class RiskState:
         if found is None:
             found = self.accounts[account] = AccountRisk(self.dedupe_ns, self.pnl(account))
         return found
+
+    def decided(self, intent: OrderIntent) -> bool:
+        """Whether `intent` was decided already: a redelivered copy, to be dropped."""
+        own = self.accounts.get(intent.account)
+        return intent.id in self.recent or (own is not None and own.decided(intent))
 
     def market(self, symbol: str) -> SymbolMarket:
         """The symbol's market references, created on first sight."""

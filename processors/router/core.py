@@ -316,7 +316,9 @@ def evolve(state: RouterState, event: object) -> RouterState:
         case OrderIntent(id=order_id):
             if order_id not in state.parents and order_id not in state.closed:
                 state.intents[order_id] = event
-                state.by_client[(event.account, event.client_order_id)] = order_id
+                client = (event.account, event.client_order_id)
+                if state.by_client.get(client) not in state.parents:      # a working order keeps its id
+                    state.by_client[client] = order_id
                 if (ready := _ready(state, order_id)) is not None:
                     _create(state, *ready)
         case RiskDecision(order_id=order_id):

@@ -73,13 +73,25 @@ def test_risk_when_orders_flow_for_hours_then_duplicate_memory_stays_within_its_
     # Client order ids are remembered for the 60 s dedupe window (plus a slice), decided intents
     # and finished children for the redelivery window (5 minutes plus a slice): not for the whole run.
     assert len(coids) <= 60 // 10 + 2
-    assert len(state.decided) <= 300 // 10 + 8 and len(state.book.done_children) <= 300 // 10 + 8
+    assert len(state.recent) <= 300 // 10 + 8 and len(state.book.done_children) <= 300 // 10 + 8
     assert state.book.open_orders("ACC1") == 0 and not state.book.children
     assert state.book.position("ACC1", "BTCUSDT").quantity == Decimal(720)
     # Inside the window a reused client order id is refused; a redelivered intent is not decided again.
     reused = rf.intent(ts=order.ts + NS, client_order_id=order.client_order_id, limit_price=None)
     assert [f.check for f in risk_step(state, reused)[1][0].failures] == ["duplicate_client_order_id"]
     assert risk_step(state, order)[1] == []
+
+
+def test_risk_when_an_intent_comes_back_after_the_redelivery_window_then_its_client_id_still_knows_it() -> None:
+    state = rf.state_with()                                        # the default one-day dedupe window
+    first = rf.intent(ts=rf.T0, client_order_id="keep-me", limit_price=None)
+    assert risk_step(state, first)[1][0].accepted
+    for k in range(1, 121):                                        # 20 minutes of other orders
+        risk_step(state, rf.intent(ts=rf.T0 + k * 10 * NS, client_order_id=f"other-{k}", limit_price=None))
+    assert first.id not in state.recent                            # the short memory has let it go
+    assert risk_step(state, first)[1] == []                       # ... the client id still knows it
+    reuse = rf.intent(ts=rf.T0 + 1300 * NS, client_order_id="keep-me", limit_price=None)
+    assert [f.check for f in risk_step(state, reuse)[1][0].failures] == ["duplicate_client_order_id"]
 
 
 def test_sim_when_children_finish_for_hours_then_it_holds_only_recent_ids_and_fills_each_copy_once() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal as D
 from pathlib import Path
 
+import pytest
+
 from events import (
     Bar,
     ChildOrder,
@@ -126,7 +128,7 @@ async def test_restart_adopts_the_checkpoints_parts_and_deletes_parts_written_af
     parts = {name: list(files) for name, files in spilling.cold.parts.items()}
     # More rows go to disk, then the process dies before its next checkpoint.
     _feed(spilling, _history(100, start=200), len(events) + 1)
-    spilling._spill_if_due()
+    spilling.spill_if_due()
     late = {name: files[len(parts.get(name, [])):] for name, files in spilling.cold.parts.items()}
     assert any(late.values())
 
@@ -136,6 +138,13 @@ async def test_restart_adopts_the_checkpoints_parts_and_deletes_parts_written_af
     for name, files in late.items():
         assert not any((tmp_path / "spilling" / "cold" / name / f).exists() for f in files)
     assert _answers(restarted) == at_checkpoint
+    # The restart still knows the reports, orders and children it handed to disk: copies change nothing.
+    copies = [e for e in events[:40] if isinstance(e, (OrderIntent, ChildOrder, ExecutionReport))]
+    assert copies and any(e.id in restarted.state.spilled for e in copies if isinstance(e, OrderIntent))
+    _feed(restarted, copies, len(events) + 1)
+    after = _answers(restarted)
+    assert len(after.pop("audit")) == len(at_checkpoint.pop("audit")) + len(copies)   # the log holds the copies
+    assert after == at_checkpoint
 
 
 async def test_copies_of_spilled_bars_and_reports_are_not_taken_again(tmp_path: Path) -> None:
@@ -145,8 +154,10 @@ async def test_copies_of_spilled_bars_and_reports_are_not_taken_again(tmp_path: 
         _feed(projections, events)
     await spilling.checkpoint()
     assert spilling.cold.rows["candles"] > 0
-    # A late copy of an old bar and of a recent fill (a redelivery) change nothing.
-    copies = [_bar(3), next(e for e in reversed(events) if isinstance(e, ExecutionReport))]
+    # Late copies of an old bar, of a recent fill, and of an order and child already on disk change nothing.
+    copies = [_bar(3), next(e for e in reversed(events) if isinstance(e, ExecutionReport)),
+              *(e for e in events[:6] if isinstance(e, (OrderIntent, ChildOrder)))]
+    assert events[0].id in spilling.state.spilled
     for projections in (spilling, memory):
         _feed(projections, copies, len(events) + 1)
     assert _answers(spilling) == _answers(memory)
@@ -160,7 +171,7 @@ def test_readers_never_write_or_delete_parts(tmp_path: Path) -> None:
     reader = Projections(tmp_path / "wal", tmp_path / "projections")
     reader.load_and_catch_up()
     _feed(reader, _history(50))
-    reader._spill_if_due()
+    reader.spill_if_due()
     assert stray.exists() and reader.cold.parts == {} and len(reader.rows("fills")) == 40
     assert set(ROW_TYPES) == set(_answers(reader)) | {"book_tops"}
 
@@ -183,3 +194,29 @@ async def test_parts_merge_as_they_accumulate_and_merged_away_parts_go_once_no_c
     previous = {(name, f) for name, files in spilling._previous_parts.items() for f in files}
     assert named <= on_disk <= named | previous
     assert _answers(spilling) == _answers(memory)
+
+
+async def test_a_failed_write_leaves_every_row_in_memory_and_nothing_twice(tmp_path: Path) -> None:
+    spilling, memory = _pair(tmp_path, spill_after_rows=100)
+    (tmp_path / "spilling" / "cold").mkdir(parents=True)
+    (tmp_path / "spilling" / "cold" / "fills").write_text("a file where the fills' parts would go")
+    events = _history(120)
+    for projections in (spilling, memory):
+        _feed(projections, events)
+    with pytest.raises(OSError):
+        await spilling.checkpoint()
+    assert spilling.cold.parts == {} and spilling.state.cold_parts == {}
+    assert len(spilling.state.orders) == len(memory.state.orders)
+    assert _answers(spilling) == _answers(memory)
+
+
+async def test_a_trader_sees_only_their_accounts_rows_on_disk_and_in_memory_audit_included(tmp_path: Path) -> None:
+    spilling, _ = _pair(tmp_path, spill_after_rows=100)
+    events = _history(120)
+    _feed(spilling, events)
+    await spilling.checkpoint()
+    _feed(spilling, _history(20, start=120), len(events) + 1)
+    assert spilling.cold.rows["audit"] > 0 and spilling.state.audit
+    answers = _answers(spilling, ("ACC1",))
+    for name in ("orders", "children", "fills", "decisions", "audit", "pnl", "positions"):
+        assert answers[name] and {row["account"] for row in answers[name]} == {"ACC1"}, name

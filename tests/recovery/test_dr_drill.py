@@ -101,7 +101,8 @@ class Site:
 def snapshot(projections: Projections) -> dict[str, list[dict[str, Any]]]:
     """Every projection table as sorted rows, for an exact comparison."""
     tables = projections.tables(names=TABLES)
-    return {name: sorted(tables[name].to_pylist(), key=repr) for name in TABLES}
+    return {name: sorted(projections.query(f"select * from {name}", tables, max_rows=10_000).table.to_pylist(),
+                         key=repr) for name in TABLES}
 
 
 def _intents(now: int) -> list[OrderIntent]:
@@ -121,7 +122,7 @@ def _intents(now: int) -> list[OrderIntent]:
 
 
 def _settled(projections: Projections, intents: list[OrderIntent]) -> bool:
-    orders = projections.state.orders
+    orders = {order.order_id: order for order in projections.rows("orders")}
     return all(i.id in orders and orders[i.id].status in ("FILLED", "REJECTED") for i in intents)
 
 

@@ -66,7 +66,7 @@ async def test_two_risk_instances_share_the_accounts_and_decide_each_intent_once
     assert sorted(d.order_id for d in decided) == sorted(i.id for i in intents)
     # Each instance decided only its own accounts' intents (duplicates would also be dropped by
     # JetStream's dedupe, since both would derive the same decision id; this shows none was made).
-    mine = [set(host.state.decided) for host in hosts]
+    mine = [set(host.state.recent) for host in hosts]
     assert mine[0] and mine[1] and not mine[0] & mine[1] and mine[0] | mine[1] == {i.id for i in intents}
     stop.set()
     await asyncio.gather(*tasks)
