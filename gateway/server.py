@@ -35,8 +35,8 @@ class RunningGateway:
 
 
 # Finished projection rows go to disk once this many fills, decisions, audit rows and P&L points are in
-# memory (projections.cold): about 6,000 orders at ~8 rows each, some 30 MB.
-SPILL_AFTER_ROWS = 50_000
+# memory (projections.cold): about 2,500 orders at ~8 rows each, some 12 MB.
+SPILL_AFTER_ROWS = 20_000
 
 
 async def start_gateway(bus: Bus, *, data_dir: Path, host: str, port: int,

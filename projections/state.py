@@ -18,7 +18,7 @@ from events.trading import (
     RiskDecision,
 )
 from processors.positions import Position, apply_fill
-from processors.recent import REDELIVERY_WINDOW_NS, Recent
+from processors.recent import Recent
 from projections.rows import (
     ZERO,
     AuditRow,
@@ -35,6 +35,9 @@ from store.follow import Envelope
 
 PNL_MARK_INTERVAL_NS = 60 * 1_000_000_000
 APPEND_ONLY = ("fills", "decisions", "audit", "pnl")   # tables whose rows never change once added
+# How long a complete order stays in memory before it may go to disk: nothing the router or a venue
+# sends changes it after completion; copies of its events are dropped by `spilled`, not by waiting.
+QUIET_NS = 60 * 1_000_000_000
 _DONE = frozenset({"FILLED", "CANCELLED", "REJECTED"})
 
 
@@ -70,7 +73,7 @@ class ProjectionState:
         """Rows of the append-only tables in memory: what `final` would hand over at least."""
         return len(self.fills) + len(self.decisions) + len(self.audit) + len(self.pnl)
 
-    def final(self, quiet_ns: int = REDELIVERY_WINDOW_NS) -> dict[str, list[Any]]:
+    def final(self, quiet_ns: int = QUIET_NS) -> dict[str, list[Any]]:
         """Per table, the rows no event can change any more (see projections.cold); the state is not changed.
 
         Every fill, decision, audit row and P&L point; orders complete (or rejected), with no child

@@ -13,8 +13,9 @@ from decimal import Decimal
 
 import msgspec
 
-from events.trading import ExecutionReport, OrderIntent
+from events.trading import ExecutionReport, OrderIntent, ParentOrderCompleted, RiskDecision
 from processors.positions import EXACT, Position, apply_fill
+from processors.recent import Recent
 
 UNTAGGED = "untagged"
 ZERO = Decimal(0)
@@ -50,16 +51,20 @@ class Attribution:
         self.strategy_of: dict[str, str] = {}
         self.by_symbol: dict[str, Position] = {}
         self.by_strategy: dict[tuple[str, str], Position] = {}
-        # (child id, cumulative quantity) of fills applied: a redelivered report must not count twice.
-        self._seen_fills: set[tuple[str, Decimal]] = set()
+        # (child id, cumulative quantity) of fills applied, while a copy can still arrive
+        # (processors.recent): a copy must not count twice.
+        self._seen_fills: Recent[tuple[str, Decimal], None] = Recent()
 
     def evolve(self, event: object) -> Attribution:
-        """Fold one event (intents give tags, fills move positions); others are ignored."""
+        """Fold one event (intents give tags, fills move positions, an order's end drops its tag); others are ignored."""
         match event:
             case OrderIntent(account=account) if account == self.account:
                 self.strategy_of[event.id] = event.strategy or UNTAGGED
             case ExecutionReport(account=account) if account == self.account:
                 self._on_fill(event)
+            case ParentOrderCompleted(account=account) | RiskDecision(account=account, accepted=False) \
+                    if account == self.account:
+                self.strategy_of.pop(event.order_id, None)
         return self
 
     def _on_fill(self, report: ExecutionReport) -> None:
@@ -68,7 +73,7 @@ class Attribution:
         key = (report.child_id, report.cum_quantity)
         if key in self._seen_fills:
             return
-        self._seen_fills.add(key)
+        self._seen_fills.add(key, report.ts)
         strategy = self.strategy_of.get(report.order_id, UNTAGGED)
         symbol = report.symbol
         fill = (report.side, report.last_quantity, report.last_price, report.fee, report.ts)

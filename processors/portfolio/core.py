@@ -23,12 +23,13 @@ from events.ids import derived_id
 from events.market import BookTop, Trade
 from events.portfolio import TargetWeightsSet, VenuePositionsReported
 from events.subjects import subject_for
-from events.trading import ExecutionReport, OrderIntent
+from events.trading import ExecutionReport, OrderIntent, ParentOrderCompleted, RiskDecision
 from processors.portfolio.attribution import Attribution
 from processors.portfolio.rebalance import RebalanceConfig, RebalanceRefused, rebalance
 from processors.portfolio.reconcile import reconcile
 from processors.positions import EXACT, Book, signed
 from processors.positions.book import evolve as evolve_book
+from processors.recent import Recent
 
 ROLE_DEAD_LETTER = "portfolio-dead-letter"
 ZERO = Decimal(0)
@@ -58,7 +59,7 @@ class PortfolioState:
         self.attribution: dict[str, Attribution] = {}
         # Signed filled quantity per (account, venue, symbol): what each venue should report we hold.
         self.at_venue: dict[tuple[str, str, str], Decimal] = {}
-        self.reports_seen: set[str] = set()
+        self.reports_seen: Recent[str, None] = Recent()      # report ids, while a copy can still arrive
 
     def held_at(self, account: str, venue: str) -> dict[str, Decimal]:
         """Quantity per symbol that our fills at `venue` add up to for the account."""
@@ -126,9 +127,10 @@ def evolve(state: PortfolioState, event: object) -> PortfolioState:
             state.marks[symbol] = price
         case BookTop(symbol=symbol, bid_price=bid, ask_price=ask) if bid is not None and ask is not None:
             state.marks[symbol] = EXACT.divide(EXACT.add(bid, ask), Decimal(2))
-        case OrderIntent(account=account) | ExecutionReport(account=account):
+        case OrderIntent(account=account) | ExecutionReport(account=account) | ParentOrderCompleted(account=account) \
+                | RiskDecision(account=account):
             if isinstance(event, ExecutionReport) and event.last_quantity and event.id not in state.reports_seen:
-                state.reports_seen.add(event.id)
+                state.reports_seen.add(event.id, event.ts)
                 key = (account, event.venue, event.symbol)
                 state.at_venue[key] = state.at_venue.get(key, ZERO) + signed(event.side, event.last_quantity)
             attribution = state.attribution.get(account)

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from events import RiskDecision
+from events import OrderIntent, ParentOrderCompleted, RiskDecision
+from processors.portfolio.core import PortfolioState
+from processors.portfolio.core import evolve as portfolio_evolve
 from processors.recent import Recent
 from processors.risk.core import step as risk_step
 from processors.router import core as router_core
@@ -19,6 +21,11 @@ from tests.risk import factories as rf
 from tests.router import factories as tf
 
 NS = 1_000_000_000
+
+
+def accept_risk(order: OrderIntent) -> RiskDecision:
+    return RiskDecision(id=f"decision-{order.id}", ts=order.ts, order_id=order.id, account=order.account,
+                        symbol=order.symbol, accepted=True)
 
 
 @given(window=st.integers(1, 1_000), slices=st.integers(1, 8),
@@ -92,6 +99,24 @@ def test_risk_when_an_intent_comes_back_after_the_redelivery_window_then_its_cli
     assert risk_step(state, first)[1] == []                       # ... the client id still knows it
     reuse = rf.intent(ts=rf.T0 + 1300 * NS, client_order_id="keep-me", limit_price=None)
     assert [f.check for f in risk_step(state, reuse)[1][0].failures] == ["duplicate_client_order_id"]
+
+
+def test_portfolio_when_orders_complete_for_hours_then_tags_and_seen_fills_are_bounded() -> None:
+    state = PortfolioState()
+    for k in range(720):                                          # two hours, one order every 10 s
+        order = rf.intent(ts=rf.T0 + k * 10 * NS, client_order_id=f"p{k}", limit_price=None, strategy="momentum")
+        sent = rf.child(order)
+        fill = rf.report(sent, "FILLED", "1", "100", cum="1", ts=order.ts)
+        done = ParentOrderCompleted(id=f"done-{k}", ts=order.ts, order_id=order.id, account=order.account,
+                                    client_order_id=order.client_order_id, symbol=order.symbol, side=order.side,
+                                    algo="MARKET", status="FILLED", quantity=Decimal(1), filled_quantity=Decimal(1),
+                                    children=1, start_ts=order.ts, end_ts=order.ts)
+        for event in (order, accept_risk(order), sent, fill, fill, done):      # the fill comes twice
+            portfolio_evolve(state, event)
+    attribution = state.attribution["ACC1"]
+    assert not attribution.strategy_of                            # every order ended: no tag kept
+    assert len(state.reports_seen) <= 300 // 10 + 8 and len(attribution._seen_fills) <= 300 // 10 + 8
+    assert attribution.by_strategy[("momentum", "BTCUSDT")].quantity == Decimal(720)   # each fill once
 
 
 def test_sim_when_children_finish_for_hours_then_it_holds_only_recent_ids_and_fills_each_copy_once() -> None:
