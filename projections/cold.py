@@ -138,7 +138,7 @@ class ColdStore:
         temp = directory / f".{part}.tmp"
         with pq.ParquetWriter(temp, schema) as writer:
             for batch in batches:
-                writer.write(batch)
+                writer.write(batch, row_group_size=_BATCH_ROWS)
         _fsync(temp)
         os.replace(temp, directory / part)
         _fsync(directory)

@@ -66,7 +66,9 @@ class SqlEngine:
                 cursor.register(name, table)
             timer.start()
             relation = cursor.sql(sql, params=parameters) if parameters else cursor.sql(sql)
-            reader = relation.to_arrow_reader(limit + 1)
+            # The row limit goes into the plan: ORDER BY over a whole table then becomes a top-N that
+            # holds limit rows, not a sort that holds the table (memory would grow with history).
+            reader = relation.limit(limit + 1).to_arrow_reader(limit + 1)
             batches, rows = [], 0
             for batch in reader:
                 batches.append(batch)
