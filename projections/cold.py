@@ -3,7 +3,7 @@
 Fills, decisions, audit rows and P&L points never change once written; an order stops changing
 once it is complete and quiet, and so do its children; a candle once a newer one of its series
 exists. Events that still arrive for rows on disk (a cancel or report for an order already there,
-a copy of a bar older than its series' newest on disk) add an audit row and change nothing else.
+a copy of a bar older than its series' newest on disk) change nothing but the orders' audit trail.
 `ProjectionState.final` names such rows and `ColdStore.write` puts each table's
 share in a new part (temp file, fsync, rename, fsync directory). Parts are merged as they
 accumulate — whenever the newest part holds at least as many rows as the one before it, the two
