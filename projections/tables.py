@@ -99,7 +99,7 @@ class TableCache:
             self._converted = dict.fromkeys(APPEND_ONLY, 0)
             self._spills = state.spills
         if name in APPEND_ONLY:
-            rows: list[Any] = getattr(state, name)
+            rows = held_rows(state, name)
             done = self._converted[name]
             if done < len(rows):
                 self._chunks[name].append(to_table(rows[done:], row_type))

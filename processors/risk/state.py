@@ -113,7 +113,7 @@ class AccountRisk:
     def coid_used_at(self, intent: OrderIntent) -> int | None:
         """When another intent used this intent's client order id, if within the dedupe window before it."""
         stamp = self.coids.get(intent.client_order_id)
-        if stamp is None or stamp >> 64 == _fingerprint(intent.id):
+        if stamp is None or self.decided(intent):
             return None
         used = stamp & _TS_MASK
         return used if used > intent.ts - self.coids.window_ns else None
