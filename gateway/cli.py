@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from events.broker import BrokerNotFound, BrokerStartError, embedded_broker
-from events.schema import write_schemas
+# Arrow picks its allocator once, as pyarrow loads, so this comes before every import that loads it:
+# the C allocator gives back what Arrow frees (projections.memory), mimalloc keeps it.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+
+from events.broker import BrokerNotFound, BrokerStartError, embedded_broker  # noqa: E402
+from events.schema import write_schemas  # noqa: E402
 
 
 def _cmd_broker(args: argparse.Namespace) -> int:

@@ -8,12 +8,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
 from aiohttp import web
 
 from events.bus import Bus
 from gateway.app import create_app
 from gateway.state import Gateway, GatewayConfig
+from projections.memory import use_returnable_memory
 from projections.service import Projections
 
 log = logging.getLogger(__name__)
@@ -43,10 +43,7 @@ SPILL_AFTER_ROWS = 20_000
 async def start_gateway(bus: Bus, *, data_dir: Path, host: str, port: int,
                         durable_ack: bool = True) -> RunningGateway:
     """Open secrets and projections under `data_dir` and serve HTTP on host:port."""
-    # Arrow's default pool (mimalloc) keeps what hand-overs to disk, checkpoints and queries free: over
-    # 60,000 orders the gateway's memory climbed 274 -> 487 MB with it and 210 -> 275 MB with the C
-    # allocator, which gives freed memory back.
-    pa.set_memory_pool(pa.system_memory_pool())
+    use_returnable_memory()
     projections = Projections(data_dir / "wal", data_dir / "projections", spill_after_rows=SPILL_AFTER_ROWS)
     gateway = Gateway.open(GatewayConfig(data_dir=data_dir, durable_ack=durable_ack), bus, projections)
     stop = asyncio.Event()

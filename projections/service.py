@@ -25,6 +25,7 @@ from projections.checkpoint import (
     write_checkpoint,
 )
 from projections.cold import ColdStore, ColdUpdate
+from projections.memory import give_back_freed_memory
 from projections.query import QueryResult, Relation, SqlEngine
 from projections.state import ProjectionState, evolve
 from projections.tables import ROW_TYPES, TableCache, arrow_schema, from_table, held_rows, to_table
@@ -128,6 +129,7 @@ class Projections:
         # write_checkpoint keeps this checkpoint and the one before: parts either names stay on disk.
         self.cold.collect([self._previous_parts, self.state.cold_parts])
         self._previous_parts = {name: list(files) for name, files in self.state.cold_parts.items()}
+        give_back_freed_memory()
 
     def spill_if_due(self) -> None:
         """Hand finished rows to disk now if enough have gathered (blocking: catch-up and tools)."""

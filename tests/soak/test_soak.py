@@ -8,6 +8,10 @@ bars from them), and an order publisher sends 20 intents a second: MARKET, marke
 2-slice TWAP, and 5% over the quantity limit (rejected). Rates come from `SQ_SOAK_MD_RATE` (ticks/s)
 and `SQ_SOAK_ORDER_RATE` (intents/s).
 
+An operator's dashboard stays open throughout: every 5 s the reads gateway/static/app.js makes
+(positions, orders, fills, P&L, candles, recent decisions by SQL) and a WebSocket taking every
+execution report and control event, as the page does.
+
 Every sample period (60 s, shorter for runs under 10 minutes) it records throughput, intent→fill
 and intent→decision latency percentiles, recorder lag and the RSS of every process. At the end:
 memory growth of every process of `sq up` (the processors and the gateway) from the end of the
@@ -37,7 +41,7 @@ from events import Broker, Bus, free_port
 from gateway.users import UserStore
 from tests.conftest import REPO_ROOT, eventually
 from tests.pipeline.conftest import PASSWORD, ProcessStack, gateway_login
-from tests.soak._load import Market, Orders, cpu_seconds, paced, rss_kb
+from tests.soak._load import SYMBOLS, Market, Orders, cpu_seconds, paced, rss_kb
 from tests.soak._reconcile import FINGERPRINTS, reconcile
 
 SECONDS = float(os.environ.get("SQ_SOAK_SECONDS", "1800"))
@@ -145,6 +149,7 @@ async def test_soak_steady_mixed_load_keeps_memory_flat_and_loses_or_duplicates_
     for name in PROCESSES:
         processes.start(name)
     gateway = LiveGateway(f"http://127.0.0.1:{port}", users)
+    dashboard = Dashboard(f"http://127.0.0.1:{port}", users)
     market, stop = Market(bus), asyncio.Event()
     orders = Orders(bus, market)
     await orders.subscribe()
@@ -162,6 +167,7 @@ async def test_soak_steady_mixed_load_keeps_memory_flat_and_loses_or_duplicates_
         await eventually(lambda: canary in orders.first_fill, timeout=90, interval=0.1,
                          message="the first order filled")
         await sampler.sample("start: the first order, through processes still starting")
+        load.append(asyncio.create_task(dashboard.run(stop)))
         orders.fill_latencies.clear()  # the first order waited for the processes to start
         orders.decision_latencies.clear()
         load.append(asyncio.create_task(paced(ORDER_RATE, stop, orders.send)))
@@ -182,6 +188,8 @@ async def test_soak_steady_mixed_load_keeps_memory_flat_and_loses_or_duplicates_
         end_sample = sampler.samples[-1]
         stop.set()
         await asyncio.gather(*load)
+        report["dashboard"] = {"refresh_s": Dashboard.REFRESH_S, "reads": dashboard.reads,
+                               "ws_frames": dashboard.frames}
         report["settle_s"] = await _settle(orders, sampler)
         report["live_projections"] = await gateway.fingerprints(expected_orders=len(orders.sent))
         report["memory"] = _memory(sampler.samples[0]["rss_kb"], baseline or end_sample["rss_kb"],
@@ -218,6 +226,60 @@ async def test_soak_steady_mixed_load_keeps_memory_flat_and_loses_or_duplicates_
     assert all(g < MAX_GROWTH * 100 for g in growth.values()), f"memory growth over 10%: {growth}"
     problems = report["reconciliation"]["problems"]
     assert not problems, problems
+
+
+class Dashboard:
+    """An operator's open dashboard: the reads gateway/static/app.js makes every 5 s, and its WebSocket."""
+
+    REFRESH_S = 5.0
+    READS = (("GET", "/v1/positions", None), ("GET", "/v1/orders?limit=50", None), ("GET", "/v1/fills?limit=20", None),
+             ("GET", "/v1/pnl?limit=2000", None),
+             ("GET", f"/v1/candles?symbol={SYMBOLS[0]}&interval=1m&limit=120", None),
+             ("POST", "/v1/query", {"sql": "select ts, account, symbol, accepted, failed_checks, reasons "
+                                           "from decisions order by ts desc limit 10", "max_rows": 10}))
+    WS_PATTERNS = ["sq.exec.report.>", "sq.ctl.killswitch.>", "sq.ctl.state.>", "sq.ctl.breaker.>"]
+
+    def __init__(self, base: str, users: UserStore) -> None:
+        self.base, self.users = base, users
+        self.reads = 0
+        self.frames = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Refresh every REFRESH_S and take live frames until `stop`; any answer but 200 fails the soak."""
+        async with aiohttp.ClientSession() as session:
+            await eventually(lambda: self._ready(session), timeout=120, interval=0.5, message="the gateway ready")
+            headers = await gateway_login(session, self.base, self.users, USER)
+            async with session.ws_connect(f"{self.base}/v1/ws", headers=headers, heartbeat=20) as ws:
+                await ws.send_json({"subscribe": self.WS_PATTERNS})
+                frames = asyncio.create_task(self._take_frames(ws))
+                try:
+                    while not stop.is_set():
+                        for method, path, body in self.READS:
+                            async with session.request(method, f"{self.base}{path}", json=body,
+                                                       headers=headers) as response:
+                                assert response.status == 200, f"{method} {path}: {await response.text()}"
+                                await response.read()
+                            self.reads += 1
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), self.REFRESH_S)
+                    assert not frames.done(), f"the dashboard's WebSocket closed: {frames.result()}"
+                finally:
+                    frames.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await frames
+
+    async def _ready(self, session: aiohttp.ClientSession) -> bool:
+        try:
+            async with session.get(f"{self.base}/readyz") as response:
+                return response.status == 200
+        except aiohttp.ClientConnectionError:
+            return False  # not listening yet
+
+    async def _take_frames(self, ws: aiohttp.ClientWebSocketResponse) -> str:
+        async for message in ws:
+            if message.type is aiohttp.WSMsgType.TEXT:
+                self.frames += 1
+        return f"close code {ws.close_code}"
 
 
 class LiveGateway:
