@@ -21,10 +21,13 @@ from projections.service import Projections
 from projections.tables import ROW_TYPES
 
 _json = msgspec.json.Encoder(decimal_format="string")
+_rows_json = msgspec.json.Decoder(list[dict[str, Any]])
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 10_000
 _READERS = ("viewer", "trader", "risk", "admin")
+# Remembered answers: at most this many, holding at most this many bytes of JSON between them.
 _MAX_ANSWERS = 128
+_MAX_ANSWER_BYTES = 16 * 1024 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -99,12 +102,13 @@ async def _select(request: web.Request, sql: str, parameters: Sequence[object], 
     key = (sql, tuple(parameters), limit, accounts)
     built_at = projections.cache.built_at(projections.state, table) if table and as_of is None else None
     # Answers of the fixed read routes are kept with the version of the table they were computed
-    # from (never the table itself: an answer must not keep a whole old table alive).
+    # from, as JSON: never the table (it would keep a whole old table alive), nor the rows (thousands
+    # of small long-lived objects each, which pinned the heap of a gateway under a polling dashboard).
     answers = projections.answers
     cached = answers.get(key)
     if built_at is not None and cached is not None and cached[0] == built_at:
         # The table this route reads has not changed since the same question was answered.
-        return cached[1]
+        return _rows_json.decode(cached[1])
     if as_of is None:
         tables = projections.tables(accounts=accounts, names=names)
     else:
@@ -116,9 +120,11 @@ async def _select(request: web.Request, sql: str, parameters: Sequence[object], 
         raise bad_request(exc.reason, "invalid_query") from exc
     rows = [{key: _plain(value) for key, value in row.items()} for row in result.table.to_pylist()]
     if built_at is not None:
-        if len(answers) >= _MAX_ANSWERS:
-            answers.pop(next(iter(answers)))
-        answers[key] = (built_at, rows)
+        answers.pop(key, None)
+        answers[key] = (built_at, _json.encode(rows))
+        held = sum(len(answer) for _, answer in answers.values())
+        while len(answers) > _MAX_ANSWERS or held > _MAX_ANSWER_BYTES:
+            held -= len(answers.pop(next(iter(answers)))[1])    # the oldest first
     return rows
 
 
@@ -171,9 +177,11 @@ async def positions(request: web.Request) -> web.Response:
 
 
 async def pnl(request: web.Request) -> web.Response:
-    """GET /v1/pnl (?as_of=): the P&L time series per account."""
+    """GET /v1/pnl (?as_of=, ?limit=): the latest `limit` points of the P&L time series, per account, oldest first."""
     as_of = _as_of(request)
-    rows = await _select(request, "select * from pnl order by account, ts", [], table="pnl", as_of=as_of, limit=_limit(request))
+    limit = _limit(request)
+    rows = await _select(request, "select * from (select * from pnl order by ts desc limit ?) order by account, ts",
+                         [limit], table="pnl", as_of=as_of, limit=limit)
     return _respond({"as_of": as_of, "pnl": rows})
 
 

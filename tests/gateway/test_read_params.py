@@ -13,6 +13,7 @@ from projections.service import Projections
 from projections.state import evolve
 from store.follow import Envelope
 from tests.gateway.conftest import Running
+from tests.projections.test_cold import _feed, _history
 
 
 async def test_non_ascii_digits_in_limit_and_as_of_are_400(running: Running) -> None:
@@ -52,3 +53,15 @@ async def test_remembered_answers_follow_the_projection_and_hold_no_old_tables(r
     # The memo keeps table versions and rows, never a table: old tables are free to go.
     kept = [part for entry in projections.answers.values() for part in entry]
     assert kept and not any(isinstance(part, pa.Table) for part in kept)
+
+
+async def test_pnl_answers_the_latest_points_oldest_first(running: Running, tmp_path: Path) -> None:
+    projections = Projections(tmp_path / "wal", tmp_path / "checkpoints")
+    running.gateway.projections = projections
+    _feed(projections, _history(12))
+    headers = {"Authorization": f"Bearer {await running.login('alice')}"}
+    response = await running.client.get("/v1/pnl?limit=3", headers=headers)
+    assert response.status == 200
+    answered = [(row["account"], row["ts"]) for row in (await response.json())["pnl"]]
+    mine = sorted(point.ts for point in projections.state.pnl if point.account == "ACC1")
+    assert len(mine) > 3 and answered == [("ACC1", ts) for ts in mine[-3:]]
