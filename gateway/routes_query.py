@@ -21,13 +21,13 @@ from projections.service import Projections
 from projections.tables import ROW_TYPES
 
 _json = msgspec.json.Encoder(decimal_format="string")
-_rows_json = msgspec.json.Decoder(list[dict[str, Any]])
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 10_000
 _READERS = ("viewer", "trader", "risk", "admin")
-# Remembered answers: at most this many, holding at most this many bytes of JSON between them.
+# Remembered answers: at most this many, holding at most this many rows between them (a 10,000-row
+# answer is some 15 MB of Python objects).
 _MAX_ANSWERS = 128
-_MAX_ANSWER_BYTES = 16 * 1024 * 1024
+_MAX_ANSWER_ROWS = 20_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -102,13 +102,12 @@ async def _select(request: web.Request, sql: str, parameters: Sequence[object], 
     key = (sql, tuple(parameters), limit, accounts)
     built_at = projections.cache.built_at(projections.state, table) if table and as_of is None else None
     # Answers of the fixed read routes are kept with the version of the table they were computed
-    # from, as JSON: never the table (it would keep a whole old table alive), nor the rows (thousands
-    # of small long-lived objects each, which pinned the heap of a gateway under a polling dashboard).
+    # from (never the table itself: an answer must not keep a whole old table alive).
     answers = projections.answers
     cached = answers.get(key)
     if built_at is not None and cached is not None and cached[0] == built_at:
         # The table this route reads has not changed since the same question was answered.
-        return _rows_json.decode(cached[1])
+        return cached[1]
     if as_of is None:
         tables = projections.tables(accounts=accounts, names=names)
     else:
@@ -121,9 +120,9 @@ async def _select(request: web.Request, sql: str, parameters: Sequence[object], 
     rows = [{key: _plain(value) for key, value in row.items()} for row in result.table.to_pylist()]
     if built_at is not None:
         answers.pop(key, None)
-        answers[key] = (built_at, _json.encode(rows))
+        answers[key] = (built_at, rows)
         held = sum(len(answer) for _, answer in answers.values())
-        while len(answers) > _MAX_ANSWERS or held > _MAX_ANSWER_BYTES:
+        while len(answers) > _MAX_ANSWERS or held > _MAX_ANSWER_ROWS:
             held -= len(answers.pop(next(iter(answers)))[1])    # the oldest first
     return rows
 

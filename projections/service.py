@@ -60,8 +60,8 @@ class Projections:
         self._feed: LiveFeed | None = None
         self._checkpointed_version = 0
         self._previous_parts: dict[str, list[str]] = {}   # parts the previous checkpoint names
-        # The gateway's memo of answered reads (question -> (table version, JSON rows)); see routes_query.
-        self.answers: dict[tuple[object, ...], tuple[int, bytes]] = {}
+        # The gateway's memo of answered reads (question -> (table version, rows)); see routes_query.
+        self.answers: dict[tuple[object, ...], tuple[int, list[dict[str, Any]]]] = {}
 
     def load_and_catch_up(self) -> dict[str, int]:
         """Start from the latest checkpoint (if any) and fold in every WAL record after it."""
