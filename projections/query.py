@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -10,6 +11,12 @@ from typing import TypeAlias
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
+
+from projections.memory import give_back_freed_memory
+
+# A dashboard asks a few questions every few seconds; trimming after each burst, not each query,
+# keeps the cost (about 2 ms a trim) off the answers while freed pages go back within a second.
+GIVE_BACK_EVERY_S = 1.0
 
 # What a query reads a table from: rows in memory, or rows on disk and in memory as a lazily read dataset.
 Relation: TypeAlias = pa.Table | ds.Dataset
@@ -41,6 +48,7 @@ class SqlEngine:
         # query cannot turn them back on.
         self._connection = duckdb.connect(config={"enable_external_access": False, "lock_configuration": True,
                                                   "threads": 1})
+        self._next_give_back = 0.0
 
     def check(self, sql: str) -> None:
         """Refuse anything but a single read-only SELECT, naming what was found."""
@@ -83,4 +91,13 @@ class SqlEngine:
             timer.cancel()
             cursor.close()
         table = pa.Table.from_batches(batches, schema=reader.schema)
+        self._give_back_freed_memory()
         return QueryResult(table.slice(0, limit), truncated=table.num_rows > limit)
+
+    def _give_back_freed_memory(self) -> None:
+        # A scan frees everything it read but its answer; without this the pages stay with the
+        # allocators (glibc's heap, DuckDB's jemalloc) and the process grows with its history.
+        now = time.monotonic()
+        if now >= self._next_give_back:
+            self._next_give_back = now + GIVE_BACK_EVERY_S
+            give_back_freed_memory()
