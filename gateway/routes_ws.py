@@ -20,9 +20,12 @@ Protocol (JSON text frames both ways):
   dropped; both are counted in ``sq_gateway_ws_overflow_total``. At token expiry the server
   closes with 4001.
 
-Fan-out: one core-NATS subscription on ``sq.>`` per gateway process, taken while any client
-has patterns; each message is validated and framed once, then offered to every client whose
-patterns and accounts match.
+Fan-out: per gateway process, one core-NATS subscription per kind of subject some client's
+patterns name (``sq.exec.>``, ``sq.ctl.>``, ...), taken when the first client asks for that kind
+and dropped when the last one stops; so a dashboard watching execution reports does not make the
+gateway receive every market data tick. Each message is validated and framed once, then offered to
+every client whose patterns and accounts match. Kinds are disjoint, so no message arrives twice;
+messages of different kinds arrive in no particular order relative to each other.
 """
 
 from __future__ import annotations
@@ -203,28 +206,38 @@ class Fanout:
         self.bus = bus
         self.queue_size = queue_size
         self.clients: set[WsClient] = set()
-        self._subscription: Subscription | None = None
+        self.subscriptions: dict[str, Subscription] = {}     # kind -> the bus subscription to sq.<kind>.>
         self._lock = asyncio.Lock()
 
     async def watch(self, client: WsClient) -> None:
-        """Make sure the bus subscription exists (and the broker has it) before `client` is told it is subscribed."""
+        """After `client`'s patterns changed: hold the bus subscriptions they need (the broker has them
+        when this returns, so the client may be told it is subscribed) and drop those no client needs."""
         self.clients.add(client)
-        async with self._lock:
-            if self._subscription is None and self.bus is not None:
-                # Pending limits bound what nats-py buffers for us; beyond them it drops and reports a slow consumer.
-                self._subscription = await self.bus.nc.subscribe("sq.>", cb=self._on_message,
-                                                                 pending_msgs_limit=65_536,
-                                                                 pending_bytes_limit=64 * 1024 * 1024)
-                await self.bus.nc.flush()
+        await self._follow_patterns()
 
     async def forget(self, client: WsClient) -> None:
-        """Remove a client; drop the bus subscription when no client is left."""
+        """Remove a client, dropping the bus subscriptions only it needed."""
         self.clients.discard(client)
+        await self._follow_patterns()
+
+    async def _follow_patterns(self) -> None:
         async with self._lock:
-            if not self.clients and self._subscription is not None:
-                subscription, self._subscription = self._subscription, None
-                if not self.bus or not self.bus.nc.is_closed:
+            wanted = {pattern[1] for client in self.clients for pattern in client.patterns}
+            if self.bus is None:
+                return
+            added = False
+            for kind in sorted(wanted - self.subscriptions.keys()):
+                # Pending limits bound what nats-py buffers for us; beyond them it drops and reports a slow consumer.
+                self.subscriptions[kind] = await self.bus.nc.subscribe(f"sq.{kind}.>", cb=self._on_message,
+                                                                       pending_msgs_limit=65_536,
+                                                                       pending_bytes_limit=64 * 1024 * 1024)
+                added = True
+            for kind in sorted(self.subscriptions.keys() - wanted):
+                subscription = self.subscriptions.pop(kind)
+                if not self.bus.nc.is_closed:
                     await subscription.unsubscribe()
+            if added:
+                await self.bus.nc.flush()
 
     async def _on_message(self, msg: Msg) -> None:
         self.dispatch(msg.subject, msg.data)
@@ -321,9 +334,8 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
                 handled = _handle(client, message.data)
                 if handled is None or (handled.subscribe is None and handled.unsubscribe is None):
                     continue
-                if client.patterns:
-                    # Acknowledged only once the broker has the interest, so nothing published after is missed.
-                    await fanout.watch(client)
+                # Acknowledged only once the broker has the interest, so nothing published after is missed.
+                await fanout.watch(client)
                 client.offer(_json.encode({"subscribed": sorted(".".join(p) for p in client.patterns)}))
             elif message.type == WSMsgType.BINARY:
                 client.offer(error_frame("invalid_message", "send JSON text frames, not binary"))

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 
 from events import Bus, ExecutionReport, Trade, encode, new_event_id
 from gateway.routes_ws import CLOSE_SLOW_CONSUMER, FANOUT, Fanout, PatternError, account_of, parse_pattern
+from tests.conftest import eventually
 from tests.gateway.conftest import Running
 
 
@@ -133,6 +134,27 @@ async def test_drop_oldest_client_keeps_the_newest_frames(running: Running) -> N
     received = [(await _receive(ws))["event"]["id"] for _ in range(4)]
     assert received == [t.id for t in trades[-4:]]
     await ws.close()
+
+
+async def test_gateway_takes_from_the_bus_only_the_kinds_its_clients_ask_for(running: Running, bus: Bus) -> None:
+    fanout = _fanout(running)
+    ws = await _connect(running.client, await running.login("rita"))
+    await _subscribe(ws, "sq.exec.report.>", "sq.ctl.killswitch.>")
+    assert sorted(fanout.subscriptions) == ["ctl", "exec"]     # no market data, intents or decisions
+    await _subscribe(ws, "sq.md.trade.BINANCE.*")
+    assert sorted(fanout.subscriptions) == ["ctl", "exec", "md"]
+    await ws.send_json({"unsubscribe": ["sq.exec.report.>", "sq.ctl.killswitch.>"]})
+    assert (await _receive(ws))["subscribed"] == ["sq.md.trade.BINANCE.*"]
+    assert sorted(fanout.subscriptions) == ["md"]
+    # What is still wanted still arrives, exactly once.
+    trade = _trade("101.5")
+    await bus.publish(_report("ACC1"))
+    await bus.publish(trade)
+    assert (await _receive(ws))["event"]["id"] == trade.id
+    with pytest.raises(TimeoutError):
+        await ws.receive(timeout=0.5)
+    await ws.close()
+    await eventually(lambda: fanout.subscriptions == {}, timeout=5, message="the last kind dropped")
 
 
 def _fanout(running: Running) -> Fanout:
