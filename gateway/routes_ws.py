@@ -200,7 +200,7 @@ class WsClient:
 
 
 class Fanout:
-    """The gateway's single bus subscription, dispatching each message to the matching clients."""
+    """The gateway's bus subscriptions (one per kind its clients want), dispatching each message to the matching clients."""
 
     def __init__(self, bus: Bus | None, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         self.bus = bus
@@ -222,21 +222,20 @@ class Fanout:
 
     async def _follow_patterns(self) -> None:
         async with self._lock:
-            wanted = {pattern[1] for client in self.clients for pattern in client.patterns}
             if self.bus is None:
                 return
-            added = False
-            for kind in sorted(wanted - self.subscriptions.keys()):
+            wanted = {pattern[1] for client in self.clients for pattern in client.patterns}
+            missing = sorted(wanted - self.subscriptions.keys())
+            for kind in missing:
                 # Pending limits bound what nats-py buffers for us; beyond them it drops and reports a slow consumer.
                 self.subscriptions[kind] = await self.bus.nc.subscribe(f"sq.{kind}.>", cb=self._on_message,
                                                                        pending_msgs_limit=65_536,
                                                                        pending_bytes_limit=64 * 1024 * 1024)
-                added = True
             for kind in sorted(self.subscriptions.keys() - wanted):
                 subscription = self.subscriptions.pop(kind)
                 if not self.bus.nc.is_closed:
                     await subscription.unsubscribe()
-            if added:
+            if missing:
                 await self.bus.nc.flush()
 
     async def _on_message(self, msg: Msg) -> None:

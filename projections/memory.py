@@ -30,7 +30,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-import duckdb
+import duckdb  # noqa: F401  (loads the compiled module whose allocator is purged)
 import pyarrow as pa
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ _PURGE_ALL_ARENAS = b"arena.4096.purge"
 
 def _duckdb_mallctl() -> Callable[..., int] | None:
     """The `mallctl` of the jemalloc inside DuckDB's extension module, where its build exports one."""
-    module = sys.modules.get(duckdb.__name__ + ".duckdb") or sys.modules.get("_duckdb")
+    # The compiled module is `_duckdb` from DuckDB 1.4 on, `duckdb.duckdb` before.
+    module = sys.modules.get("_duckdb") or sys.modules.get("duckdb.duckdb")
     path = getattr(module, "__file__", None)
     if path is None:
         return None
