@@ -29,6 +29,10 @@ _READERS = ("viewer", "trader", "risk", "admin")
 _MAX_ANSWERS = 128
 _MAX_ANSWER_ROWS = 20_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A dashboard asks for the newest few orders, fills and P&L points every few seconds. Asked first of
+# this much recent event time, DuckDB hands the bound to the Parquet scan, which skips every row group
+# older than it: an answer then costs the same after a day of history as after a minute.
+RECENT_NS = 10 * 60 * 1_000_000_000
 
 
 class QueryRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -127,6 +131,25 @@ async def _select(request: web.Request, sql: str, parameters: Sequence[object], 
     return rows
 
 
+async def _newest(request: web.Request, table: str, ts_column: str, clauses: list[str], parameters: Sequence[object],
+                  limit: int, *, as_of: int | None = None) -> list[dict[str, Any]]:
+    """The newest `limit` rows of `table` meeting `clauses`, newest first: from the last RECENT_NS of
+    event time when it holds that many, else from the whole table.
+
+    The same answer either way: every row outside the window is older than all `limit` rows inside it."""
+    sql = f"select * from {table} where {' and '.join(clauses)}{{}} order by {ts_column} desc"
+    projections = request.app[GATEWAY].projections
+    # A rebuilt past state (`as_of`) is all in memory: no Parquet to skip. Without projections,
+    # _select says so (after authenticating).
+    since = projections.state.clock - RECENT_NS if projections is not None and as_of is None else 0
+    if since > 0:
+        rows = await _select(request, sql.format(f" and {ts_column} >= ?"), [*parameters, since], table=table,
+                             limit=limit)
+        if len(rows) >= limit:
+            return rows
+    return await _select(request, sql.format(""), parameters, table=table, as_of=as_of, limit=limit)
+
+
 def _plain(value: object) -> object:
     """Decimals as plain digit strings without exponent or padding zeros ("500", not "5.00E+2")."""
     if isinstance(value, Decimal):
@@ -142,8 +165,7 @@ async def list_orders(request: web.Request) -> web.Response:
         if column in request.query:
             clauses.append(f"{column} = ?")
             parameters.append(request.query[column])
-    sql = f"select * from orders where {' and '.join(clauses)} order by created_ts desc"
-    return _respond({"orders": await _select(request, sql, parameters, table="orders", limit=_limit(request))})
+    return _respond({"orders": await _newest(request, "orders", "created_ts", clauses, parameters, _limit(request))})
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -162,9 +184,24 @@ async def get_order(request: web.Request) -> web.Response:
 
 async def list_fills(request: web.Request) -> web.Response:
     """GET /v1/fills: executions, newest first (optional ?symbol=)."""
-    clause, parameters = ("where symbol = ?", [request.query["symbol"]]) if "symbol" in request.query else ("", [])
-    sql = f"select * from fills {clause} order by ts desc"
-    return _respond({"fills": await _select(request, sql, parameters, table="fills", limit=_limit(request))})
+    clauses, parameters = (["symbol = ?"], [request.query["symbol"]]) if "symbol" in request.query else (["1=1"], [])
+    return _respond({"fills": await _newest(request, "fills", "ts", clauses, parameters, _limit(request))})
+
+
+async def list_decisions(request: web.Request) -> web.Response:
+    """GET /v1/decisions: risk decisions, newest first (optional ?symbol=, ?accepted=true|false)."""
+    clauses: list[str] = ["1=1"]
+    parameters: list[object] = []
+    if "symbol" in request.query:
+        clauses.append("symbol = ?")
+        parameters.append(request.query["symbol"])
+    if "accepted" in request.query:
+        raw = request.query["accepted"]
+        if raw not in ("true", "false"):
+            raise bad_request(f"accepted {raw!r} must be true or false")
+        clauses.append("accepted = ?")
+        parameters.append(raw == "true")
+    return _respond({"decisions": await _newest(request, "decisions", "ts", clauses, parameters, _limit(request))})
 
 
 async def positions(request: web.Request) -> web.Response:
@@ -179,8 +216,8 @@ async def pnl(request: web.Request) -> web.Response:
     """GET /v1/pnl (?as_of=, ?limit=): the latest `limit` points of the P&L time series, per account, oldest first."""
     as_of = _as_of(request)
     limit = _limit(request)
-    rows = await _select(request, "select * from (select * from pnl order by ts desc limit ?) order by account, ts",
-                         [limit], table="pnl", as_of=as_of, limit=limit)
+    rows = await _newest(request, "pnl", "ts", ["1=1"], [], limit, as_of=as_of)
+    rows.sort(key=lambda row: (row["account"], row["ts"]))
     return _respond({"as_of": as_of, "pnl": rows})
 
 
@@ -230,6 +267,7 @@ def register(app: web.Application) -> None:
     app.router.add_get("/v1/orders", list_orders)
     app.router.add_get("/v1/orders/{order_id}", get_order)
     app.router.add_get("/v1/fills", list_fills)
+    app.router.add_get("/v1/decisions", list_decisions)
     app.router.add_get("/v1/positions", positions)
     app.router.add_get("/v1/pnl", pnl)
     app.router.add_get("/v1/candles", candles)

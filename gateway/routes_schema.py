@@ -90,6 +90,12 @@ class FillList(msgspec.Struct):
     fills: list[FillRow]
 
 
+class DecisionList(msgspec.Struct):
+    """GET /v1/decisions."""
+
+    decisions: list[DecisionRow]
+
+
 class PositionList(msgspec.Struct):
     """GET /v1/positions: `as_of` echoes the request (ns since epoch) or is null for now."""
 
@@ -193,6 +199,11 @@ ROUTES: list[Route] = [
           query=(Param("account", _STR, "The order's account (needed when you have several)."),), errors=(503, 504)),
     Route("get", "/v1/fills", "Executions, newest first", 200, FillList, roles=READERS,
           query=(Param("symbol", _STR, "Only this symbol."), ACCOUNT, LIMIT), errors=(503,)),
+    Route("get", "/v1/decisions", "Risk decisions, newest first, with the checks that failed", 200, DecisionList,
+          roles=READERS, query=(Param("symbol", _STR, "Only this symbol."),
+                                Param("accepted", {"type": "string", "enum": ["true", "false"]},
+                                      "Only accepted (true) or refused (false) intents."), ACCOUNT, LIMIT),
+          errors=(503,)),
     Route("get", "/v1/positions", "Positions with marks and P&L, now or as of a past moment", 200, PositionList,
           roles=READERS, query=(AS_OF, ACCOUNT), errors=(503,)),
     Route("get", "/v1/pnl", "P&L time series per account, now or as of a past moment", 200, PnlSeries,

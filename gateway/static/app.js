@@ -319,9 +319,8 @@
   }
 
   async function loadDecisions() {
-    const sql = "select ts, account, symbol, accepted, failed_checks, reasons from decisions order by ts desc limit 10";
-    const { rows } = await api("POST", "/v1/query", { sql, max_rows: 10 });
-    fillTable("decisions", rows, (d) => {
+    const { decisions } = await api("GET", "/v1/decisions?limit=10");
+    fillTable("decisions", decisions, (d) => {
       const row = document.createElement("tr");
       cell(row, fmtTime(d.ts)); cell(row, d.account); cell(row, d.symbol);
       cell(row, d.accepted ? "accepted" : `rejected: ${d.failed_checks}`, d.accepted ? "pos" : "neg");

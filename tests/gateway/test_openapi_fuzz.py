@@ -140,7 +140,8 @@ def test_every_operation_answers_without_5xx_and_matches_its_documented_schema(s
 def test_openapi_lists_every_registered_route(served: Served) -> None:
     document = requests.get(f"{served.base_url}/openapi.json", timeout=10).json()
     documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
-    expected = {("GET", p) for p in ("/v1/orders", "/v1/orders/{order_id}", "/v1/fills", "/v1/positions", "/v1/pnl",
+    expected = {("GET", p) for p in ("/v1/orders", "/v1/orders/{order_id}", "/v1/fills", "/v1/decisions",
+                                      "/v1/positions", "/v1/pnl",
                                       "/v1/candles", "/v1/book/{venue}/{symbol}", "/v1/audit/orders/{order_id}",
                                       "/v1/ws")} | {("POST", "/v1/query"), ("POST", "/v1/orders")}
     assert expected <= documented

@@ -1,5 +1,5 @@
 """Query parameters that once answered 500 or published an unreadable event now answer 400 naming the parameter;
-the memo of answered reads stays fresh and small."""
+the memo of answered reads stays fresh and small; the newest rows read from a recent window are those of the whole history."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 from events import Bus, OrderIntent, subject_for
 from projections.service import Projections
@@ -65,3 +66,47 @@ async def test_pnl_answers_the_latest_points_oldest_first(running: Running, tmp_
     answered = [(row["account"], row["ts"]) for row in (await response.json())["pnl"]]
     mine = sorted(point.ts for point in projections.state.pnl if point.account == "ACC1")
     assert len(mine) > 3 and answered == [("ACC1", ts) for ts in mine[-3:]]
+
+
+async def test_the_newest_rows_are_the_same_from_the_recent_window_as_from_the_whole_history(
+        running: Running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    projections = Projections(tmp_path / "wal", tmp_path / "checkpoints", spill_after_rows=400)
+    running.gateway.projections = projections
+    # An order every 10 s for 50 minutes, most of it handed to Parquet parts on disk.
+    for start in range(0, 300, 60):
+        _feed(projections, _history(60, start=start), first_seq=start * 10 + 1)
+        await projections.checkpoint()
+    assert sum(projections.cold.rows.values()) > 0
+    asked: list[str] = []
+    query = projections.query
+    monkeypatch.setattr(projections, "query", lambda sql, *args: asked.append(sql) or query(sql, *args))
+    whole = {"orders": "select * from orders where account = 'ACC1' order by created_ts desc",
+             "fills": "select * from fills where account = 'ACC1' order by ts desc",
+             "decisions": "select * from decisions where account = 'ACC1' and not accepted order by ts desc",
+             "pnl": "select * from pnl where account = 'ACC1' order by ts desc"}
+    headers = {"Authorization": f"Bearer {await running.login('alice')}"}
+    # Ten minutes hold 30 of ACC1's orders (3 refused): the first of each pair is answered from the
+    # window alone, the second needs the whole history.
+    cases = [("orders", "/v1/orders?", 5, 1), ("orders", "/v1/orders?", 200, 2),
+             ("fills", "/v1/fills?", 20, 1), ("fills", "/v1/fills?", 100, 2),
+             ("decisions", "/v1/decisions?accepted=false&", 2, 1), ("decisions", "/v1/decisions?accepted=false&", 10, 2),
+             ("pnl", "/v1/pnl?", 10, 1), ("pnl", "/v1/pnl?", 2000, 2)]
+    for name, path, limit, reads in cases:
+        asked.clear()
+        response = await running.client.get(f"{path}limit={limit}", headers=headers)
+        assert response.status == 200, await response.text()
+        answered = (await response.json())[name]
+        expected = query(whole[name], projections.tables(), max_rows=limit).table.to_pylist()
+        if name == "pnl":
+            expected.sort(key=lambda row: (row["account"], row["ts"]))
+        key = {"orders": "order_id", "fills": "report_id", "decisions": "decision_id", "pnl": "ts"}[name]
+        assert [row[key] for row in answered] == [row[key] for row in expected], (name, limit)
+        assert len(answered) == min(limit, len(expected)) and len(asked) == reads, (name, limit, asked)
+        assert f"{'created_ts' if name == 'orders' else 'ts'} >= ?" in asked[0]
+
+
+async def test_decisions_refuses_an_accepted_filter_that_is_not_true_or_false(running: Running) -> None:
+    headers = {"Authorization": f"Bearer {await running.login('alice')}"}
+    response = await running.client.get("/v1/decisions?accepted=yes", headers=headers)
+    body = await response.json()
+    assert response.status == 400 and "accepted" in body["detail"], body

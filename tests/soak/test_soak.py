@@ -9,7 +9,7 @@ bars from them), and an order publisher sends 20 intents a second: MARKET, marke
 and `SQ_SOAK_ORDER_RATE` (intents/s).
 
 An operator's dashboard stays open throughout: every 5 s the reads gateway/static/app.js makes
-(positions, orders, fills, P&L, candles, recent decisions by SQL) and a WebSocket taking every
+(positions, orders, fills, P&L, candles, recent risk decisions) and a WebSocket taking every
 execution report and control event, as the page does.
 
 Every sample period (60 s, shorter for runs under 10 minutes) it records throughput, intent→fill
@@ -235,8 +235,7 @@ class Dashboard:
     READS = (("GET", "/v1/positions", None), ("GET", "/v1/orders?limit=50", None), ("GET", "/v1/fills?limit=20", None),
              ("GET", "/v1/pnl?limit=2000", None),
              ("GET", f"/v1/candles?symbol={SYMBOLS[0]}&interval=1m&limit=120", None),
-             ("POST", "/v1/query", {"sql": "select ts, account, symbol, accepted, failed_checks, reasons "
-                                           "from decisions order by ts desc limit 10", "max_rows": 10}))
+             ("GET", "/v1/decisions?limit=10", None))
     WS_PATTERNS = ["sq.exec.report.>", "sq.ctl.killswitch.>", "sq.ctl.state.>", "sq.ctl.breaker.>"]
 
     def __init__(self, base: str, users: UserStore) -> None:
