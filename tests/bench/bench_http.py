@@ -24,11 +24,9 @@ from aiohttp import web
 
 from events import Bus, ExecutionReport, Trade, embedded_broker, encode, new_event_id
 from gateway.app import create_app
-from gateway.state import Gateway, GatewayConfig
-from gateway.users import User
 from projections.service import Projections
 from store.follow import Envelope
-from tests.bench.harness import BenchResult, result
+from tests.bench.harness import BenchResult, result, unthrottled_gateway
 
 CONCURRENCY = 32
 SECONDS = 4.0
@@ -193,10 +191,7 @@ async def _run() -> list[BenchResult]:
         try:
             projections = Projections(root / "wal", root / "checkpoints")
             projections.apply_all(_envelopes())
-            config = GatewayConfig(data_dir=root / "gw", durable_ack=False, ip_rate_per_s=1e9, ip_burst=1e9,
-                                   user_rate_per_s=1e9, user_burst=1e9)
-            gateway = Gateway.open(config, bus, projections)
-            token, _, _ = gateway.tokens.issue(User("bench", ("risk",), ()), int(time.time()))
+            gateway, token = unthrottled_gateway(root / "gw", bus, projections)
             gateway_runner, gateway_port = await _serve(create_app(gateway))
             body = await _fetch(f"http://127.0.0.1:{gateway_port}/v1/positions", token)
             assert body.count(b'"account"') == len(ACCOUNTS) * len(SYMBOLS)

@@ -20,12 +20,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from events import Bus, embedded_broker
 from gateway.app import create_app
-from gateway.state import Gateway, GatewayConfig
-from gateway.users import User
 from projections.rows import FillRow
 from projections.service import Projections
 from projections.tables import arrow_schema
-from tests.bench.harness import BenchResult, result
+from tests.bench.harness import BenchResult, result, unthrottled_gateway
 
 T0 = 1_700_000_000_000_000_000
 STEP_NS = 50_000_000                # 20 fills a second
@@ -68,20 +66,15 @@ async def _median_ms(client: TestClient, token: str, method: str, path: str, bod
 
 
 async def _run() -> list[BenchResult]:
-    with tempfile.TemporaryDirectory() as tmp:
+    timings: dict[int, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp, embedded_broker(Path(tmp) / "nats") as broker:
         root = Path(tmp)
-        broker = embedded_broker(root / "nats")
-        broker.start()
         bus = await Bus.connect(broker.url, name="bench-reads")
         try:
-            timings: dict[int, dict[str, float]] = {}
             for fills in (100_000, 1_000_000):
                 projections = Projections(root / f"wal{fills}", root / f"checkpoints{fills}")
                 _history(projections, fills)
-                config = GatewayConfig(data_dir=root / f"gw{fills}", durable_ack=False, ip_rate_per_s=1e9,
-                                       ip_burst=1e9, user_rate_per_s=1e9, user_burst=1e9)
-                gateway = Gateway.open(config, bus, projections)
-                token, _, _ = gateway.tokens.issue(User("bench", ("risk",), ()), int(time.time()))
+                gateway, token = unthrottled_gateway(root / f"gw{fills}", bus, projections)
                 client = TestClient(TestServer(create_app(gateway)))
                 await client.start_server()
                 try:
@@ -93,7 +86,6 @@ async def _run() -> list[BenchResult]:
                 timings[fills] = {"newest": newest, "whole": whole}
         finally:
             await bus.close()
-            broker.stop()
     return [
         result("newest_fills_1m", timings[1_000_000]["newest"], "ms/read",
                baseline="the same newest 20 asked of the whole history by SQL, 1M fills on disk",
