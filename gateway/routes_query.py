@@ -16,7 +16,7 @@ from gateway.errors import ApiError, bad_request, not_found
 from gateway.routes_auth import read_json
 from gateway.state import GATEWAY
 from gateway.tokens import Claims
-from projections.query import QueryError
+from projections.query import QueryError, QueryResult, Relation
 from projections.service import Projections
 from projections.tables import ROW_TYPES
 
@@ -91,9 +91,12 @@ def _as_of(request: web.Request) -> int | None:
 
 
 async def _select(request: web.Request, sql: str, parameters: Sequence[object], *, table: str | None = None,
-                  as_of: int | None = None,
-                  limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
-    """Run SQL over the caller's visible tables (current, or rebuilt at `as_of`) in a worker thread."""
+                  as_of: int | None = None, limit: int = DEFAULT_LIMIT,
+                  newest_by: str | None = None) -> list[dict[str, Any]]:
+    """Run SQL over the caller's visible tables (current, or rebuilt at `as_of`) in a worker thread.
+
+    With `newest_by` (a time column the SQL orders by, newest first), `sql` holds a `{recent}` slot:
+    see `_newest_rows`."""
     claims = await authenticate(request, *_READERS)
     projections = _projections(request)
     accounts = visible_accounts(claims)
@@ -117,10 +120,12 @@ async def _select(request: web.Request, sql: str, parameters: Sequence[object], 
     else:
         state = await asyncio.to_thread(projections.as_of, as_of)
         tables = projections.tables(state, accounts=accounts, names=names)
-    try:
-        result = await asyncio.to_thread(projections.query, sql, tables, list(parameters), limit)
-    except QueryError as exc:
-        raise bad_request(exc.reason, "invalid_query") from exc
+    if newest_by is None:
+        result = await _query(projections, sql, tables, parameters, limit)
+    else:
+        # A rebuilt past state (`as_of`) is all in memory: no Parquet to skip.
+        since = projections.state.clock - RECENT_NS if as_of is None else 0
+        result = await _newest_rows(projections, sql, newest_by, since, tables, parameters, limit)
     rows = [{key: _plain(value) for key, value in row.items()} for row in result.table.to_pylist()]
     if built_at is not None:
         answers.pop(key, None)
@@ -131,23 +136,35 @@ async def _select(request: web.Request, sql: str, parameters: Sequence[object], 
     return rows
 
 
-async def _newest(request: web.Request, table: str, ts_column: str, clauses: list[str], parameters: Sequence[object],
-                  limit: int, *, as_of: int | None = None) -> list[dict[str, Any]]:
-    """The newest `limit` rows of `table` meeting `clauses`, newest first: from the last RECENT_NS of
-    event time when it holds that many, else from the whole table.
+async def _query(projections: Projections, sql: str, tables: dict[str, Relation], parameters: Sequence[object],
+                 limit: int) -> QueryResult:
+    """One query in a worker thread; a refused or failed query is the caller's 400."""
+    try:
+        return await asyncio.to_thread(projections.query, sql, tables, list(parameters), limit)
+    except QueryError as exc:
+        raise bad_request(exc.reason, "invalid_query") from exc
+
+
+async def _newest_rows(projections: Projections, sql: str, newest_by: str, since: int, tables: dict[str, Relation],
+                       parameters: Sequence[object], limit: int) -> QueryResult:
+    """The newest `limit` rows: asked first of the rows with `newest_by` >= `since`, of every row only
+    when those are too few.
 
     The same answer either way: every row outside the window is older than all `limit` rows inside it."""
-    sql = f"select * from {table} where {' and '.join(clauses)}{{}} order by {ts_column} desc"
-    projections = request.app[GATEWAY].projections
-    # A rebuilt past state (`as_of`) is all in memory: no Parquet to skip. Without projections,
-    # _select says so (after authenticating).
-    since = projections.state.clock - RECENT_NS if projections is not None and as_of is None else 0
     if since > 0:
-        rows = await _select(request, sql.format(f" and {ts_column} >= ?"), [*parameters, since], table=table,
-                             limit=limit)
-        if len(rows) >= limit:
-            return rows
-    return await _select(request, sql.format(""), parameters, table=table, as_of=as_of, limit=limit)
+        result = await _query(projections, sql.format(recent=f" and {newest_by} >= ?"), tables, [*parameters, since],
+                              limit)
+        if result.table.num_rows >= limit:
+            return result
+    return await _query(projections, sql.format(recent=""), tables, parameters, limit)
+
+
+async def _newest(request: web.Request, table: str, ts_column: str, clauses: list[str], parameters: Sequence[object],
+                  limit: int, *, as_of: int | None = None) -> list[dict[str, Any]]:
+    """The newest `limit` rows of `table` meeting `clauses`, newest first (from the last RECENT_NS of
+    event time when it holds that many, else from the whole table)."""
+    sql = f"select * from {table} where {' and '.join(clauses)}{{recent}} order by {ts_column} desc"
+    return await _select(request, sql, parameters, table=table, as_of=as_of, limit=limit, newest_by=ts_column)
 
 
 def _plain(value: object) -> object:

@@ -103,6 +103,12 @@ async def test_the_newest_rows_are_the_same_from_the_recent_window_as_from_the_w
         assert [row[key] for row in answered] == [row[key] for row in expected], (name, limit)
         assert len(answered) == min(limit, len(expected)) and len(asked) == reads, (name, limit, asked)
         assert f"{'created_ts' if name == 'orders' else 'ts'} >= ?" in asked[0]
+    # The window moves with every event, yet a question is remembered once, not once per window.
+    remembered = len(projections.answers)
+    for start in range(300, 303):
+        _feed(projections, _history(1, start=start), first_seq=start * 10 + 1)
+        assert (await running.client.get("/v1/orders?limit=5", headers=headers)).status == 200
+    assert len(projections.answers) == remembered
 
 
 async def test_decisions_refuses_an_accepted_filter_that_is_not_true_or_false(running: Running) -> None:
