@@ -175,13 +175,20 @@ def _plain(value: object) -> object:
     return value
 
 
+def _equal_to_query(request: web.Request, *columns: str) -> tuple[list[str], list[object]]:
+    """SQL conditions (and their parameters) that each of `columns` given in the query string equals its value."""
+    clauses: list[str] = ["1=1"]
+    parameters: list[object] = []
+    for column in columns:
+        if column in request.query:
+            clauses.append(f'"{column}" = ?')
+            parameters.append(request.query[column])
+    return clauses, parameters
+
+
 async def list_orders(request: web.Request) -> web.Response:
     """GET /v1/orders: recent parent orders (optional ?status=, ?symbol=)."""
-    clauses, parameters = ["1=1"], []
-    for column in ("status", "symbol"):
-        if column in request.query:
-            clauses.append(f"{column} = ?")
-            parameters.append(request.query[column])
+    clauses, parameters = _equal_to_query(request, "status", "symbol")
     return _respond({"orders": await _newest(request, "orders", "created_ts", clauses, parameters, _limit(request))})
 
 
@@ -201,17 +208,13 @@ async def get_order(request: web.Request) -> web.Response:
 
 async def list_fills(request: web.Request) -> web.Response:
     """GET /v1/fills: executions, newest first (optional ?symbol=)."""
-    clauses, parameters = (["symbol = ?"], [request.query["symbol"]]) if "symbol" in request.query else (["1=1"], [])
+    clauses, parameters = _equal_to_query(request, "symbol")
     return _respond({"fills": await _newest(request, "fills", "ts", clauses, parameters, _limit(request))})
 
 
 async def list_decisions(request: web.Request) -> web.Response:
     """GET /v1/decisions: risk decisions, newest first (optional ?symbol=, ?accepted=true|false)."""
-    clauses: list[str] = ["1=1"]
-    parameters: list[object] = []
-    if "symbol" in request.query:
-        clauses.append("symbol = ?")
-        parameters.append(request.query["symbol"])
+    clauses, parameters = _equal_to_query(request, "symbol")
     if "accepted" in request.query:
         raw = request.query["accepted"]
         if raw not in ("true", "false"):
@@ -239,11 +242,7 @@ async def pnl(request: web.Request) -> web.Response:
 
 async def candles(request: web.Request) -> web.Response:
     """GET /v1/candles?symbol=&interval=&venue=: bars, oldest first."""
-    clauses, parameters = ["1=1"], []
-    for column in ("symbol", "interval", "venue"):
-        if column in request.query:
-            clauses.append(f'"{column}" = ?')
-            parameters.append(request.query[column])
+    clauses, parameters = _equal_to_query(request, "symbol", "interval", "venue")
     sql = f"select * from (select * from candles where {' and '.join(clauses)} order by open_time desc limit ?) " \
           "order by open_time"
     limit = _limit(request)
