@@ -77,13 +77,18 @@ class _IdOnly(msgspec.Struct):
 _id_decoder = msgspec.json.Decoder(_IdOnly)
 
 
-def recorded_ids(wal_root: Path, subjects: set[str]) -> set[str]:
-    """Ids of every recorded event on one of `subjects`, in any stream's WAL under `wal_root`."""
+def recorded_ids(wal_root: Path, subjects: set[str], *, since_ts: int | None = None) -> set[str]:
+    """Ids of every recorded event on one of `subjects` stored at or after `since_ts` (broker time), in
+    any stream's WAL under `wal_root`.
+
+    Segments stored wholly before `since_ts` are skipped by their seals, and the one it falls in is
+    entered through its sparse time index, so a restart reads only the records since its tail began.
+    """
     found: set[str] = set()
     if not subjects or not wal_root.exists():
         return found
     for directory in sorted(p for p in wal_root.iterdir() if p.is_dir()):
-        for record in WalReader(directory).records():
+        for record in WalReader(directory).records(start_ts=since_ts):
             if record.subject in subjects:
                 try:
                     found.add(_id_decoder.decode(record.payload).id)
@@ -117,6 +122,21 @@ def history(wal_root: Path, streams: Sequence[str], after: Mapping[str, int], *,
             UNDECODABLE.labels(source, "history").inc()
             continue
         yield Envelope(completed(event, ts), stream, seq, record.subject, ts, live=False)
+
+
+class HistoryGone(RuntimeError):
+    """The broker no longer holds messages a processor needs, and no WAL here has them either."""
+
+    def __init__(self, stream: str, needed_from: int, first_held: int, source: str) -> None:
+        super().__init__(
+            f"{source} needs {stream} from sequence {needed_from}, but the broker keeps it only from {first_held} "
+            f"(its max_age/max_bytes limits discarded the rest) and no WAL under --data-dir holds them. Run it "
+            f"with --data-dir pointing at the recorder's data directory (the WAL is DATA_DIR/wal/{stream}), or "
+            f"restore the WAL first: `sq store restore BACKUP DATA_DIR/wal` (then `sq replay --republish` "
+            f"if the broker's streams were lost too).")
+        self.stream = stream
+        self.needed_from = needed_from
+        self.first_held = first_held
 
 
 class LiveFeed:
@@ -153,10 +173,13 @@ class LiveFeed:
     async def _read_backlog(self) -> None:
         tagged: list[tuple[int, int, int, Envelope]] = []
         for index, stream in enumerate(self.streams):
-            end = (await self.bus.js.stream_info(stream)).state.last_seq
+            held = (await self.bus.js.stream_info(stream)).state
+            end = held.last_seq
             start = self.after.get(stream, 0) + 1
             if end < start:
                 continue
+            if held.first_seq > start:
+                raise HistoryGone(stream, start, held.first_seq, self.source)
             config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
             subscription = await self.bus.js.subscribe("", stream=stream, ordered_consumer=True, config=config)
             try:

@@ -182,7 +182,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from processors.runtime import add_common_arguments
 
     # The recorder is the single writer of each stream's WAL: it is never partitioned.
-    add_common_arguments(parser, default_port=DEFAULT_PORT, partitionable=False)
+    add_common_arguments(parser, default_port=DEFAULT_PORT, partitionable=False, snapshots=False)
     parser.add_argument("--streams", default=",".join(spec.name for spec in STREAMS),
                         help="comma-separated streams to record (default: all)")
     parser.add_argument("--seal-every-s", type=float, default=DEFAULT_SEAL_EVERY_S,

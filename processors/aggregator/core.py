@@ -25,6 +25,9 @@ from processors.aggregator.config import AggregatorConfig, interval_to_ns
 from processors.aggregator.sync import BookSync, on_delta, on_snapshot
 
 SOURCE = "aggregator"
+# The shape of this core's state: bump it when the state changes shape, so an older snapshot is
+# rebuilt from the log instead of restored (processors.snapshots).
+STATE_VERSION = 1
 
 
 @dataclass

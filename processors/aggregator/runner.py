@@ -18,7 +18,7 @@ from events._base import Event
 from events.codec import AnyEvent
 from events.subjects import STREAM_MD
 from processors.aggregator.config import AggregatorConfig, ConfigError
-from processors.aggregator.core import AggregatorState, handle, initial_state
+from processors.aggregator.core import STATE_VERSION, AggregatorState, handle, initial_state
 from processors.runtime import add_common_arguments, run_core
 
 DEFAULT_PORT = 50057
@@ -57,5 +57,5 @@ def main(args: argparse.Namespace) -> int:
         print(f"aggregator: {exc}", file=sys.stderr)
         return 2
     state: Any = initial_state(config)
-    return asyncio.run(run_core("aggregator", args, streams=(STREAM_MD.name,), state=state, decide=decide,
+    return asyncio.run(run_core("aggregator", args, state_version=STATE_VERSION, streams=(STREAM_MD.name,), state=state, decide=decide,
                                 evolve=evolve, wanted=wanted))

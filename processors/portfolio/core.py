@@ -33,6 +33,9 @@ from processors.recent import Recent
 
 ROLE_DEAD_LETTER = "portfolio-dead-letter"
 ZERO = Decimal(0)
+# The shape of this core's state: bump it when the state changes shape, so an older snapshot is
+# rebuilt from the log instead of restored (processors.snapshots).
+STATE_VERSION = 1
 
 
 class PortfolioConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 
 from events.subjects import STREAM_MD, STREAM_TRADING
-from processors.portfolio.core import PortfolioConfig, PortfolioState, decide, evolve
+from processors.portfolio.core import STATE_VERSION, PortfolioConfig, PortfolioState, decide, evolve
 from processors.runtime import add_common_arguments, run_core
 
 DEFAULT_PORT = 50055
@@ -53,5 +53,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run the portfolio manager until SIGINT/SIGTERM."""
     state = PortfolioState(load_config(args.config))
-    return asyncio.run(run_core("portfolio", args, streams=(STREAM_TRADING.name, STREAM_MD.name), state=state,
+    return asyncio.run(run_core("portfolio", args, state_version=STATE_VERSION, streams=(STREAM_TRADING.name, STREAM_MD.name), state=state,
                                 decide=decide, evolve=evolve, wanted=_wanted))

@@ -51,6 +51,9 @@ ROLE_BREAKER = "circuit-breaker"
 ROLE_DAILY_LOSS = "daily-loss"
 ROLE_CHILD_CANCEL = "child-cancel"
 ROLE_DEAD_LETTER = "dead-letter"
+# The shape of this core's state: bump it when the state changes shape, so an older snapshot is
+# rebuilt from the log instead of restored (processors.snapshots).
+STATE_VERSION = 1
 
 
 # --- decide ---------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from events._base import Event
 from events.subjects import STREAM_MD, STREAM_TRADING
 from events.trading import RiskDecision
 from processors.risk.config import LimitsFile, load_limits
-from processors.risk.core import decide, evolve
+from processors.risk.core import STATE_VERSION, decide, evolve
 from processors.risk.state import RiskState
 from processors.runtime import add_common_arguments, run_core
 
@@ -47,6 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run the risk manager until SIGINT/SIGTERM."""
     limits = load_limits(args.limits) if args.limits else LimitsFile()
-    return asyncio.run(run_core("risk", args, streams=(STREAM_TRADING.name, STREAM_MD.name),
+    return asyncio.run(run_core("risk", args, state_version=STATE_VERSION, streams=(STREAM_TRADING.name, STREAM_MD.name),
                                 state=RiskState(limits), decide=decide, evolve=evolve, apply_outputs=True,
                                 wanted=_wanted, on_live=observe))

@@ -25,7 +25,7 @@ from events.control import TimerFired
 from events.ids import derived_id
 from events.subjects import STREAM_MD, STREAM_TRADING
 from processors.router.config import InvalidConfig, load_router_config
-from processors.router.core import decide, evolve
+from processors.router.core import STATE_VERSION, decide, evolve
 from processors.router.state import RouterState
 from processors.runtime import add_common_arguments, run_core
 
@@ -76,6 +76,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"router: {exc}", file=sys.stderr)
         return 2
     companions = [ticker(args.timer, args.timer_ms * 1_000_000)] if args.timer_ms > 0 else []
-    return asyncio.run(run_core("router", args, streams=(STREAM_TRADING.name, STREAM_MD.name),
+    return asyncio.run(run_core("router", args, state_version=STATE_VERSION, streams=(STREAM_TRADING.name, STREAM_MD.name),
                                 state=RouterState(config), decide=decide, evolve=evolve, apply_outputs=True,
                                 wanted=wanted, companions=companions))

@@ -42,6 +42,9 @@ from processors.router.sim.state import SimOrder, SimState
 BPS = Decimal(10_000)
 ZERO = Decimal(0)
 TERMINAL = frozenset({"FILLED", "CANCELLED", "REJECTED"})
+# The shape of this core's state: bump it when the state changes shape, so an older snapshot is
+# rebuilt from the log instead of restored (processors.snapshots).
+STATE_VERSION = 1
 
 
 class _Reports:

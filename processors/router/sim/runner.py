@@ -13,7 +13,7 @@ import sys
 
 from events.subjects import STREAM_MD, STREAM_TRADING
 from processors.router.sim.config import InvalidConfig, load_sim_config
-from processors.router.sim.core import decide, evolve
+from processors.router.sim.core import STATE_VERSION, decide, evolve
 from processors.router.sim.state import SimState
 from processors.runtime import add_common_arguments, run_core
 
@@ -39,6 +39,6 @@ def main(args: argparse.Namespace) -> int:
     except (InvalidConfig, OSError) as exc:
         print(f"venue-sim: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(run_core("venue-sim", args, streams=(STREAM_TRADING.name, STREAM_MD.name),
+    return asyncio.run(run_core("venue-sim", args, state_version=STATE_VERSION, streams=(STREAM_TRADING.name, STREAM_MD.name),
                                 state=SimState(config), decide=decide, evolve=evolve, apply_outputs=True,
                                 wanted=wanted))
