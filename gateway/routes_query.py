@@ -233,10 +233,14 @@ async def positions(request: web.Request) -> web.Response:
 
 
 async def pnl(request: web.Request) -> web.Response:
-    """GET /v1/pnl (?as_of=, ?limit=): the latest `limit` points of the P&L time series, per account, oldest first."""
+    """GET /v1/pnl (?as_of=, ?limit=): the latest `limit` points of the P&L time series (at or before `as_of`),
+    per account, oldest first."""
     as_of = _as_of(request)
     limit = _limit(request)
-    rows = await _newest(request, "pnl", "ts", ["1=1"], [], limit, as_of=as_of)
+    # P&L points are append-only and stamped with their event time: the points at `as_of` are the
+    # table's points up to it (no rebuild needed; positions?as_of= rebuilds from the ladder).
+    clauses, parameters = (["1=1"], []) if as_of is None else (["ts <= ?"], [as_of])
+    rows = await _newest(request, "pnl", "ts", clauses, parameters, limit)
     return _respond({"as_of": as_of, "pnl": sorted(rows, key=lambda row: (row["account"], row["ts"]))})
 
 

@@ -277,7 +277,8 @@ async def report_daily(request: web.Request) -> web.Response:
     accounts, date = _accounts(request, claims), _date(request, required=True)
     assert date is not None
     inputs = await _inputs(request)
-    books = await asyncio.to_thread(day_books, _projections(request).wal_root, date)
+    projections = _projections(request)
+    books = await asyncio.to_thread(day_books, projections.wal_root, date, ladder_dir=projections.ladder.directory)
     return _respond(await asyncio.to_thread(daily_report, inputs, date, books, accounts=accounts))
 
 

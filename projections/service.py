@@ -25,6 +25,7 @@ from projections.checkpoint import (
     write_checkpoint,
 )
 from projections.cold import ColdStore, ColdUpdate
+from projections.ladder import Ladder
 from projections.memory import give_back_freed_memory
 from projections.query import QueryResult, Relation, SqlEngine
 from projections.state import ProjectionState, evolve
@@ -53,6 +54,8 @@ class Projections:
         # rows are in memory; without one (readers such as `sq report`), everything stays in memory.
         self.spill_after_rows = spill_after_rows
         self.cold = ColdStore(checkpoint_dir / "cold")
+        # Checkpoints of what `as_of` reads, so time travel replays at most one interval (projections.ladder).
+        self.ladder = Ladder(wal_root, checkpoint_dir / "ladder", streams=STREAMS)
         self.state = ProjectionState()
         self.cache = TableCache()
         self.engine = engine or SqlEngine()
@@ -85,6 +88,9 @@ class Projections:
     async def follow(self, bus: Bus, stop: asyncio.Event) -> None:
         """Catch up, then apply live events until `stop`, checkpointing every so often."""
         positions = await asyncio.to_thread(self.load_and_catch_up)
+        await asyncio.to_thread(self.ladder.catch_up)
+        for stream, seq in positions.items():
+            self.ladder.positions[stream] = max(self.ladder.positions.get(stream, 0), seq)
         log.info("projections caught up", extra={"positions": positions, "version": self.state.version})
         self._feed = LiveFeed(bus, STREAMS, positions, source="projections")
         await self._feed.start()
@@ -110,6 +116,7 @@ class Projections:
         """Fold live events in."""
         for envelope in envelopes:
             evolve(self.state, envelope)
+            self.ladder.fold(envelope)
             APPLIED_SEQ.labels(envelope.stream).set(envelope.seq)
 
     async def checkpoint(self) -> None:
@@ -119,6 +126,8 @@ class Projections:
             # are dropped from memory in the same loop step that makes the parts visible.
             final, tables = self._final_tables()
             self._forget(final, await asyncio.to_thread(self.cold.write, tables))
+        if self.ladder.due():
+            await asyncio.to_thread(self.ladder.write, *self.ladder.rung_bytes())
         if self.state.version == self._checkpointed_version:
             return
         # Tables are materialised on the loop (the state must not change under them), written in a thread.
@@ -158,14 +167,9 @@ class Projections:
         return self._feed.lag() if self._feed is not None else 0
 
     def as_of(self, ts_ns: int) -> ProjectionState:
-        """The read models as they stood at broker time `ts_ns`, rebuilt from the WAL (blocking)."""
-        state = ProjectionState()
-        for envelope in history(self.wal_root, STREAMS, {}, until=last_recorded(self.wal_root, STREAMS),
-                                source="projections-as-of"):
-            if envelope.stored_ts > ts_ns:
-                break
-            evolve(state, envelope)
-        return state
+        """Positions and P&L as they stood at broker time `ts_ns`: the nearest rung of the ladder at or
+        before it plus at most one interval of the WAL (blocking)."""
+        return self.ladder.as_of(ts_ns)
 
     def tables(self, state: ProjectionState | None = None, accounts: tuple[str, ...] | None = None,
                names: tuple[str, ...] | None = None) -> dict[str, Relation]:

@@ -68,7 +68,8 @@ def cmd_wal_report(args: argparse.Namespace, error: Error) -> int:
         rows = tca_summary(inputs, accounts=accounts, window=window)
         print(json.dumps({"tca": rows}, indent=2) if args.json else _table(rows, TCA_COLUMNS))
     else:
-        books = day_books(Path(args.data_dir) / "wal", args.date)
+        books = day_books(Path(args.data_dir) / "wal", args.date,
+                          ladder_dir=Path(args.data_dir) / "projections" / "ladder")
         report = daily_report(inputs, args.date, books, accounts=accounts)
         if args.json:
             print(json.dumps(report, indent=2))

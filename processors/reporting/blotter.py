@@ -245,29 +245,21 @@ def _books(state: Any) -> dict[str, AccountPnl]:
     return totals
 
 
-def day_books(wal_root: Path, date: str) -> tuple[dict[str, AccountPnl], dict[str, AccountPnl]]:
-    """Every account's P&L at the start and at the end of a UTC day, from one pass over the WAL (blocking).
+def day_books(wal_root: Path, date: str, *, ladder_dir: Path | None = None
+              ) -> tuple[dict[str, AccountPnl], dict[str, AccountPnl]]:
+    """Every account's P&L at the start and at the end of a UTC day (blocking).
 
-    The projections are folded up to each boundary by broker time, as `Projections.as_of` does, so
-    positions are marked with the last trade before the boundary rather than the last P&L point.
+    Positions are rebuilt as `Projections.as_of` rebuilds them, from the nearest checkpoint of the
+    as-of ladder under `ladder_dir` (DATA_DIR/projections/ladder) plus at most one interval of the
+    WAL, so they are marked with the last trade before each boundary; without a ladder, from the
+    first record.
     """
+    from projections.ladder import Ladder
     from projections.service import STREAMS
-    from projections.state import ProjectionState, evolve
 
-    cuts = list(day_bounds(date))
-    found: list[dict[str, AccountPnl]] = []
-    state = ProjectionState()
-    for envelope in history(wal_root, STREAMS, {}, until=last_recorded(wal_root, STREAMS), source="reporting-daily"):
-        while cuts and envelope.stored_ts >= cuts[0]:
-            found.append(_books(state))
-            cuts.pop(0)
-        if not cuts:
-            break
-        evolve(state, envelope)
-    while cuts:
-        found.append(_books(state))
-        cuts.pop(0)
-    return found[0], found[1]
+    ladder = Ladder(wal_root, ladder_dir or wal_root / "no-as-of-ladder", streams=STREAMS)
+    opening, closing = (_books(ladder.as_of(cut - 1)) for cut in day_bounds(date))
+    return opening, closing
 
 
 def daily_report(inputs: ReportInputs, date: str, books: tuple[dict[str, AccountPnl], dict[str, AccountPnl]], *,
