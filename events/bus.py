@@ -39,25 +39,53 @@ PUBLISHED = Counter("sq_bus_published_total", "Events acknowledged by JetStream"
 PUBLISH_RETRIES = Counter("sq_bus_publish_retries_total", "Publishes retried with the same Nats-Msg-Id")
 
 
+# Bounded broker storage (ARCHITECTURE.md, principle 10): the WAL keeps all history, the broker keeps
+# enough for processors to catch up from their snapshots and for the recorder to fall behind for a
+# while. The recorder alerts (sq_recorder_retention_headroom_ratio, /readyz) long before a limit
+# could discard what it has not made durable.
+DEFAULT_MAX_AGE_S = 7 * 86_400.0
+DEFAULT_MAX_BYTES = 8 << 30
+
+
+def _limit(name: str, raw: str, parse: type[int] | type[float]) -> int | float:
+    try:
+        value = parse(raw)
+    except ValueError:
+        raise ValueError(f"{name} {raw!r} must be a number (0: no limit)") from None
+    if value < 0:
+        raise ValueError(f"{name} {raw!r} must not be negative (0: no limit)")
+    return value
+
+
 @dataclass(frozen=True)
 class StreamSettings:
-    """How the streams are created: replicas (R3 on a cluster), dedupe window and retention."""
+    """How the streams are created: replicas (R3 on a cluster), dedupe window and retention limits (0: none)."""
 
     replicas: int = 1
     duplicate_window_s: float = 120.0
-    max_age_s: float | None = None
+    max_age_s: float = DEFAULT_MAX_AGE_S
+    max_bytes: int = DEFAULT_MAX_BYTES
 
     @classmethod
     def from_env(cls) -> StreamSettings:
-        """Settings from $SQ_STREAM_REPLICAS (R3 on a 3-node cluster) and $SQ_DUPLICATE_WINDOW_S."""
+        """Settings from $SQ_STREAM_REPLICAS (R3 on a 3-node cluster), $SQ_DUPLICATE_WINDOW_S,
+        $SQ_STREAM_MAX_AGE_S and $SQ_STREAM_MAX_BYTES (per stream; 0 keeps everything)."""
         replicas = os.environ.get("SQ_STREAM_REPLICAS", "1")
         window = os.environ.get("SQ_DUPLICATE_WINDOW_S", "120")
         try:
-            settings = cls(replicas=int(replicas), duplicate_window_s=float(window))
+            settings = cls(replicas=int(replicas), duplicate_window_s=float(window),
+                           max_age_s=float(_limit("SQ_STREAM_MAX_AGE_S",
+                                                  os.environ.get("SQ_STREAM_MAX_AGE_S", str(DEFAULT_MAX_AGE_S)),
+                                                  float)),
+                           max_bytes=int(_limit("SQ_STREAM_MAX_BYTES",
+                                                os.environ.get("SQ_STREAM_MAX_BYTES", str(DEFAULT_MAX_BYTES)), int)))
         except ValueError as exc:
             raise ValueError(f"SQ_STREAM_REPLICAS {replicas!r} / SQ_DUPLICATE_WINDOW_S {window!r}: {exc}") from exc
         if not 1 <= settings.replicas <= 5:
             raise ValueError(f"SQ_STREAM_REPLICAS {replicas} must be within 1..5 (JetStream's limit)")
+        if settings.max_age_s and settings.max_age_s < settings.duplicate_window_s:
+            raise ValueError(f"SQ_STREAM_MAX_AGE_S {settings.max_age_s:g} must be at least the dedupe window "
+                             f"({settings.duplicate_window_s:g} s)")
         return settings
 
 
@@ -135,7 +163,8 @@ class Bus:
             config = StreamConfig(
                 name=spec.name, subjects=list(spec.subjects), storage=StorageType.FILE,
                 num_replicas=self.settings.replicas, duplicate_window=self.settings.duplicate_window_s,
-                max_age=self.settings.max_age_s or 0, discard=DiscardPolicy.OLD,
+                max_age=self.settings.max_age_s or 0, max_bytes=self.settings.max_bytes or -1,
+                discard=DiscardPolicy.OLD,
             )
             try:
                 await self.js.stream_info(spec.name)

@@ -33,7 +33,7 @@ from events.consumer import Delivery, dead_letter
 from events.stopping import Stopped, unless_stopped
 from events.subjects import subject_for
 from processors.snapshots import FORMAT_VERSION, SNAPSHOT_AGE_EVENTS, SnapshotHeader, SnapshotStore, seal
-from store.follow import Envelope, LiveFeed, SubjectFilter, history, last_recorded, recorded_ids
+from store.follow import Envelope, HistoryGone, LiveFeed, SubjectFilter, history, last_recorded, recorded_ids
 
 log = logging.getLogger(__name__)
 State = TypeVar("State")
@@ -156,12 +156,18 @@ class ProcessorHost(Generic[State]):
             newest = await self.snapshots.newest()
             if newest is not None:
                 self.restore(*newest)
-        positions = await asyncio.to_thread(self.catch_up)
-        if self.recovered:
-            RECOVERED.labels(self.name).inc(len(self.recovered))
-            log.warning("publishing outputs a previous run decided but never published",
-                        extra={"processor": self.name, "count": len(self.recovered)})
-            await self.bus.publish_batch(self.recovered)
+        while True:
+            positions = await asyncio.to_thread(self.catch_up)
+            await self._publish_recovered()
+            self._feed = LiveFeed(self.bus, self.streams, positions, source=self.name, wanted=self.wanted)
+            try:
+                await self._feed.start()
+                break
+            except HistoryGone as gone:
+                # The broker's limits dropped what follows the WAL as we read it; if the recorder has
+                # written more meanwhile, read that from the WAL too, then try the broker again.
+                if last_recorded(self.wal_root, [gone.stream])[gone.stream] < gone.needed_from:
+                    raise
         seconds = time.monotonic() - started
         RESTORE_SECONDS.labels(self.name).observe(seconds)
         log.info("caught up from the WAL", extra={
@@ -169,8 +175,6 @@ class ProcessorHost(Generic[State]):
             "snapshot": None if self.restored_from is None else {
                 "generation": self.restored_from.generation, "positions": self.restored_from.positions}})
         self._since_snapshot = self.applied
-        self._feed = LiveFeed(self.bus, self.streams, positions, source=self.name, wanted=self.wanted)
-        await self._feed.start()
         self.caught_up.set()
         self._maybe_snapshot()          # a long catch-up is worth keeping at once
         try:
@@ -188,6 +192,19 @@ class ProcessorHost(Generic[State]):
             await self._feed.stop()
             if self._snapshot_task is not None:
                 await asyncio.gather(self._snapshot_task, return_exceptions=True)
+
+    async def _publish_recovered(self) -> None:
+        """Publish what catch-up decided that the log does not hold (lost in a crash, or decided while down)."""
+        if not self.recovered:
+            return
+        RECOVERED.labels(self.name).inc(len(self.recovered))
+        kinds: dict[str, int] = {}
+        for output in self.recovered:
+            kinds[type(output).__name__] = kinds.get(type(output).__name__, 0) + 1
+        log.warning("publishing outputs decided during catch-up that the log does not hold",
+                    extra={"processor": self.name, "count": len(self.recovered), "types": kinds})
+        await self.bus.publish_batch(self.recovered)
+        self.recovered = []
 
     def _snapshot_wait(self) -> float | None:
         """How long to wait for the next event before a snapshot falls due anyway (None: never)."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
+DETAIL: web.AppKey[Callable[[], dict[str, Any]] | None] = web.AppKey("detail")
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -16,17 +18,23 @@ async def _healthz(request: web.Request) -> web.Response:
 
 async def _readyz(request: web.Request) -> web.Response:
     ready = request.app[READY]()
-    return web.json_response({"ready": ready}, status=200 if ready else 503)
+    detail = request.app[DETAIL]
+    return web.json_response({"ready": ready, **(detail() if detail is not None else {})},
+                             status=200 if ready else 503)
 
 
 async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def start_service_http(port: int, ready: Callable[[], bool], host: str = "0.0.0.0") -> web.AppRunner:
-    """Serve the probes and metrics on `port` (0 picks a free one); returns the runner to clean up."""
+async def start_service_http(port: int, ready: Callable[[], bool], host: str = "0.0.0.0", *,
+                             detail: Callable[[], dict[str, Any]] | None = None) -> web.AppRunner:
+    """Serve the probes and metrics on `port` (0 picks a free one); returns the runner to clean up.
+
+    `detail` adds fields to /readyz's JSON (what the service is waiting for, what is at risk)."""
     app = web.Application()
     app[READY] = ready
+    app[DETAIL] = detail
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)

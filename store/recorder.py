@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -36,7 +37,15 @@ LAG = Gauge("sq_recorder_lag_events", "Stream last sequence minus WAL durable se
 DURABLE_SEQ = Gauge("sq_recorder_durable_seq", "Last stream sequence durable in the WAL", ["stream"])
 COMMIT_SECONDS = Histogram("sq_wal_group_commit_seconds", "Write + fdatasync time of one group commit",
                            ["stream"], buckets=(1e-4, 5e-4, 1e-3, 2e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.5, 1))
+HEADROOM = Gauge("sq_recorder_retention_headroom_ratio",
+                 "How far the oldest unrecorded message is from the stream's max_age/max_bytes (1: nothing at risk, "
+                 "0: the broker discards it next)", ["stream"])
+DISCARDED_UNRECORDED = Gauge("sq_recorder_discarded_unrecorded", "Messages the broker discarded before the WAL had "
+                             "them (never expected: data lost)", ["stream"])
+GAPS = Counter("sq_recorder_gap_messages_total", "Stream sequences the recorder never received: discarded by the "
+               "broker's limits (or deleted) before it read them; the WAL lacks them", ["stream"])
 DEFAULT_PORT = 50059
+AT_RISK_BELOW = 0.5          # headroom under which /readyz says the WAL is at risk
 DEFAULT_SEAL_EVERY_S = 600.0
 
 
@@ -49,6 +58,29 @@ class StreamResetError(RuntimeError):
         self.stream = stream
         self.stream_last = stream_last
         self.wal_last = wal_last
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How close the broker's limits are to discarding what the WAL does not hold yet."""
+
+    headroom: float              # 1 - the larger of (unrecorded bytes / max_bytes, oldest unrecorded age / max_age)
+    discarded_unrecorded: int    # messages already gone from the stream but never recorded
+
+
+def retention(*, first_seq: int, last_seq: int, messages: int, stream_bytes: int, max_bytes: int, max_age_s: float,
+              durable_seq: int, durable_ts: int, now_ns: int) -> Retention:
+    """The recorder's margin against the stream's limits (0 or less for a limit means none)."""
+    discarded = max(0, min(first_seq - 1, last_seq) - durable_seq)
+    unrecorded = max(0, last_seq - max(durable_seq, first_seq - 1))
+    if unrecorded == 0:
+        return Retention(1.0 if discarded == 0 else 0.0, discarded)
+    used = 0.0
+    if max_bytes > 0 and messages:
+        used = max(used, stream_bytes * min(1.0, unrecorded / messages) / max_bytes)
+    if max_age_s > 0 and durable_ts:
+        used = max(used, (now_ns - durable_ts) / 1e9 / max_age_s)
+    return Retention(max(0.0, 1.0 - used) if discarded == 0 else 0.0, discarded)
 
 
 class _TypeTag(msgspec.Struct):
@@ -82,6 +114,10 @@ class StreamRecorder:
         self._queue: asyncio.Queue[Msg] = asyncio.Queue(max_batch * 4)
         self.writer: WalWriter | None = None
         self._last_seal = time.monotonic()
+        self._durable_ts = 0
+        self._expected_seq = 0          # the next stream sequence, to notice what never arrived
+        self.missed = 0                 # sequences that never arrived since this recorder started
+        self.retention = Retention(1.0, 0)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Open the WAL, subscribe after its last sequence, and commit batches until `stop`."""
@@ -97,6 +133,7 @@ class StreamRecorder:
         subscription = await self.bus.js.subscribe("", stream=self.stream, ordered_consumer=True, config=config,
                                                    cb=self._queue.put, idle_heartbeat=2.0, flow_control=True)
         DURABLE_SEQ.labels(self.stream).set(wal_last)
+        self._expected_seq = wal_last + 1
         log.info("recording", extra={"stream": self.stream, "from_seq": wal_last + 1, "wal": str(self.directory)})
         lag_task = asyncio.create_task(self._watch_lag(stop))
         try:
@@ -135,6 +172,9 @@ class StreamRecorder:
         entries = []
         for msg in batch:
             delivery = parse_ack_subject(msg.subject, msg.reply)
+            if delivery.stream_seq > self._expected_seq:
+                self._missed(self._expected_seq, delivery.stream_seq - 1)
+            self._expected_seq = delivery.stream_seq + 1
             entries.append(Entry(msg.data, delivery.timestamp_ns, msg.subject, event_type_of(msg.data),
                                  delivery.stream_seq))
         started = time.perf_counter()
@@ -142,6 +182,7 @@ class StreamRecorder:
         COMMIT_SECONDS.labels(self.stream).observe(time.perf_counter() - started)
         last = entries[-1].seq
         assert last is not None
+        self._durable_ts = entries[-1].ts
         RECORDED.labels(self.stream).inc(len(entries))
         DURABLE_SEQ.labels(self.stream).set(last)
         await self.bus.nc.publish(WATERMARK_PREFIX + self.stream,
@@ -152,18 +193,58 @@ class StreamRecorder:
             await asyncio.to_thread(self.writer.seal)
             self._last_seal = time.monotonic()
 
+    def _missed(self, first: int, last: int) -> None:
+        """Sequences the ordered consumer skipped: gone from the stream before they could be recorded."""
+        self.missed += last - first + 1
+        GAPS.labels(self.stream).inc(last - first + 1)
+        log.error("the WAL misses stream sequences the broker no longer holds", extra={
+            "stream": self.stream, "first_missing": first, "last_missing": last,
+            "hint": "the stream's max_bytes/max_age is too small for the recorder's lag or a burst"})
+
     async def _watch_lag(self, stop: asyncio.Event) -> None:
+        warned = False
         while not stop.is_set():
             info = await self.bus.js.stream_info(self.stream)
             durable = (self.writer.durable_seq if self.writer else None) or 0
-            LAG.labels(self.stream).set(max(0, info.state.last_seq - durable))
+            state, config = info.state, info.config
+            LAG.labels(self.stream).set(max(0, state.last_seq - durable))
+            self.retention = retention(first_seq=state.first_seq, last_seq=state.last_seq, messages=state.messages,
+                                       stream_bytes=state.bytes, max_bytes=config.max_bytes or 0,
+                                       max_age_s=config.max_age or 0, durable_seq=durable,
+                                       durable_ts=self._durable_ts, now_ns=time.time_ns())
+            HEADROOM.labels(self.stream).set(self.retention.headroom)
+            DISCARDED_UNRECORDED.labels(self.stream).set(self.retention.discarded_unrecorded)
+            at_risk = self.retention.headroom < AT_RISK_BELOW
+            if at_risk and not warned:
+                log.error("the broker may discard messages the WAL does not hold yet", extra={
+                    "stream": self.stream, "headroom": self.retention.headroom, "lag": state.last_seq - durable,
+                    "discarded_unrecorded": self.retention.discarded_unrecorded})
+            warned = at_risk
             await asyncio.sleep(1.0)
+
+    def problems(self) -> list[str]:
+        """What /readyz reports: retention at risk, or history discarded before it was recorded."""
+        if self.missed:
+            return [f"{self.stream}: {self.missed} stream messages were discarded before the WAL recorded them "
+                    f"(raise SQ_STREAM_MAX_BYTES / SQ_STREAM_MAX_AGE_S)"]
+        if self.retention.discarded_unrecorded:
+            return [f"{self.stream}: the broker discarded {self.retention.discarded_unrecorded} messages before the "
+                    f"WAL recorded them (raise max_bytes/max_age; restore from the source if it can resend)"]
+        if self.retention.headroom < AT_RISK_BELOW:
+            return [f"{self.stream}: unrecorded messages are within {self.retention.headroom:.0%} of the stream's "
+                    f"max_age/max_bytes limit; the recorder must catch up"]
+        return []
 
 
 async def record(bus: Bus, wal_root: Path, streams: list[str], stop: asyncio.Event, *,
-                 seal_every_s: float = DEFAULT_SEAL_EVERY_S) -> None:
-    """Record every given stream until `stop`; the first fatal error stops them all."""
-    recorders = [StreamRecorder(bus, stream, wal_root, seal_every_s=seal_every_s) for stream in streams]
+                 seal_every_s: float = DEFAULT_SEAL_EVERY_S, recorders: list[StreamRecorder] | None = None) -> None:
+    """Record every given stream until `stop`; the first fatal error stops them all.
+
+    `recorders` (empty) receives the per-stream recorders, for probes that read their state."""
+    made = [StreamRecorder(bus, stream, wal_root, seal_every_s=seal_every_s) for stream in streams]
+    if recorders is not None:
+        recorders.extend(made)
+    recorders = made
     tasks = [asyncio.create_task(recorder.run(stop)) for recorder in recorders]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -205,10 +286,16 @@ async def _serve(args: argparse.Namespace) -> int:
     bus = await Bus.connect(resolve_url(args.nats_url), name="recorder")
     await bus.ensure_streams()
     stop = stop_on_signals()
-    http = await start_service_http(args.port, ready=lambda: not stop.is_set())
+    recorders: list[StreamRecorder] = []
+
+    def problems() -> list[str]:
+        return [problem for recorder in recorders for problem in recorder.problems()]
+
+    http = await start_service_http(args.port, ready=lambda: not stop.is_set() and not problems(),
+                                    detail=lambda: {"problems": problems()})
     try:
         await record(bus, Path(args.data_dir) / "wal", [s for s in args.streams.split(",") if s], stop,
-                     seal_every_s=args.seal_every_s)
+                     seal_every_s=args.seal_every_s, recorders=recorders)
     except Exception:  # noqa: BLE001 - logged with its cause; the exit code tells the supervisor
         log.exception("recorder failed")
         return 1
