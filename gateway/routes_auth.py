@@ -19,7 +19,7 @@ from gateway.sessions import SharedSessions
 from gateway.state import GATEWAY
 from gateway.tokens import Revocation
 from gateway.user_bucket import SharedUsers
-from gateway.users import ROLES, User, UserError
+from gateway.users import User, UserError, user_of
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -113,6 +113,52 @@ class RevokeRequest(msgspec.Struct, forbid_unknown_fields=True):
     username: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
 
 
+class Enrolled(msgspec.Struct):
+    """201 answer to POST /v1/auth/users: the provisioning URI carries the TOTP seed and is shown once."""
+
+    username: str
+    roles: list[str]
+    accounts: list[str]
+    provisioning_uri: str
+
+
+class UserRow(msgspec.Struct):
+    """One user as an admin sees it (no secrets)."""
+
+    username: str
+    roles: list[str]
+    accounts: list[str]
+    disabled: bool
+
+
+class UserList(msgspec.Struct):
+    """GET /v1/auth/users."""
+
+    users: list[UserRow]
+
+
+class SessionRow(msgspec.Struct):
+    """One live token: its id (what POST /v1/auth/revoke takes), holder, issue and expiry times (s since epoch)."""
+
+    token_id: str
+    username: str
+    issued_at: int
+    expires_at: int
+
+
+class SessionList(msgspec.Struct):
+    """GET /v1/auth/sessions."""
+
+    sessions: list[SessionRow]
+
+
+class Disabled(msgspec.Struct):
+    """POST /v1/auth/users/{name}/disable."""
+
+    username: str
+    disabled: bool
+
+
 _new_user_decoder = msgspec.json.Decoder(NewUser)
 _revoke_decoder = msgspec.json.Decoder(RevokeRequest)
 
@@ -137,8 +183,8 @@ async def add_user(request: web.Request) -> web.Response:
         raise bad_request(str(exc)) from exc
     await audit(request, "user", claims.subject, "add", "success", f"user={body.username} roles={','.join(body.roles)}")
     user = enrolment.user
-    return web.json_response({"username": user.name, "roles": list(user.roles), "accounts": list(user.accounts),
-                              "provisioning_uri": enrolment.provisioning_uri}, status=201)
+    answer = Enrolled(user.name, list(user.roles), list(user.accounts), enrolment.provisioning_uri)
+    return web.json_response(msgspec.to_builtins(answer), status=201)
 
 
 async def list_users(request: web.Request) -> web.Response:
@@ -149,9 +195,9 @@ async def list_users(request: web.Request) -> web.Response:
     for name in await users.names():
         record, _revision = await users.record(name)
         if record is not None:
-            listing.append({"username": name, "roles": record["roles"], "accounts": record["accounts"],
-                            "disabled": bool(record.get("disabled"))})
-    return web.json_response({"users": listing, "roles": list(ROLES)})
+            user = user_of(name, record)
+            listing.append(UserRow(name, list(user.roles), list(user.accounts), bool(record.get("disabled"))))
+    return web.json_response(msgspec.to_builtins(UserList(listing)))
 
 
 async def disable_user(request: web.Request) -> web.Response:
@@ -167,7 +213,7 @@ async def disable_user(request: web.Request) -> web.Response:
     now = time.time()
     await gateway.revoke(Revocation(user=name, before=now), now + gateway.tokens.ttl_s)
     await audit(request, "user", claims.subject, "disable", "success", f"user={name}")
-    return web.json_response({"username": name, "disabled": True})
+    return web.json_response(msgspec.to_builtins(Disabled(name, True)))
 
 
 async def revoke(request: web.Request) -> web.Response:
@@ -197,12 +243,9 @@ async def list_sessions(request: web.Request) -> web.Response:
     await authenticate(request, "admin")
     _, sessions = _shared(request)
     gateway = request.app[GATEWAY]
-    live = []
-    for session in await sessions.sessions():
-        if not gateway.tokens.is_revoked(session.claims()):
-            live.append({"token_id": session.token_id, "username": session.user, "issued_at": session.issued_at,
-                         "expires_at": session.expires_at})
-    return web.json_response({"sessions": live})
+    live = [SessionRow(session.token_id, session.user, session.issued_at, session.expires_at)
+            for session in await sessions.sessions() if not gateway.tokens.is_revoked(session.claims())]
+    return web.json_response(msgspec.to_builtins(SessionList(live)))
 
 
 async def _shared_state(app: web.Application) -> AsyncIterator[None]:
