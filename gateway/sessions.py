@@ -14,7 +14,10 @@ Keys (no value holds a password, a TOTP seed or a token; user names and token id
 Each value carries its own TTL (``Nats-TTL``; nats-server 2.11+ with ``allow_msg_ttl``, which nats-py
 sets on KV buckets): the token's remaining life for sessions and revocations, three TOTP steps for
 ``totp.``, the time to refill for ``fail.``. The bucket's max age (the token lifetime plus a minute)
-bounds anything left behind. Every gateway watches ``revoked.>`` and applies each revocation to its
+bounds anything left behind. On a bucket without per-message TTL (made by nats-server 2.10, which the
+compose file and the Kubernetes manifests still run) values are written without one: every value
+also carries its own expiry or time stamp (``exp``, ``before``, ``stamp``, a TOTP step), which is
+what readers compare, so the bucket's max age alone keeps it bounded. Every gateway watches ``revoked.>`` and applies each revocation to its
 TokenIssuer, which tells the open WebSockets.
 """
 
@@ -43,6 +46,7 @@ TOTP_MEMORY_S = 120
 # Compare-and-set retries when gateways race on one key (a failed-login bucket, a TOTP step).
 CAS_ATTEMPTS = 20
 _WRONG_LAST_SEQUENCE = (10071, 10164)
+_MSG_TTL_DISABLED = 10166
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,9 @@ class SharedSessions:
         self._tokens = tokens
         self._watch_task: asyncio.Task[None] | None = None
         self.loaded = asyncio.Event()
+        # False once the bucket refused a per-message TTL (made before nats-server 2.11): values then
+        # expire by the bucket's max age, and readers by the expiry inside them.
+        self.per_key_ttl = True
 
     @classmethod
     async def open(cls, bus: Bus, tokens: TokenIssuer | None, *, token_ttl_s: int) -> SharedSessions:
@@ -119,20 +126,29 @@ class SharedSessions:
                 if expires_at > now:
                     tokens.apply(revocation, expires_at, now)
         finally:
-            await watcher.stop()
+            if not self._bus.nc.is_closed:
+                await watcher.stop()
 
     async def _write(self, key: str, document: dict[str, object], ttl_s: float, last: int | None = None) -> bool:
         """Put a value that expires after `ttl_s`; with `last`, only if the key's revision is still `last`
         (0: absent). False when another writer got there first."""
-        headers = {} if last is None else {"Nats-Expected-Last-Subject-Sequence": str(last)}
-        try:
-            await self._bus.js.publish(f"$KV.{BUCKET}.{key}", json.dumps(document).encode(), headers=headers,
-                                       msg_ttl=max(1, math.ceil(ttl_s)), timeout=5.0)
-        except nats.js.errors.APIError as exc:
-            if exc.err_code in _WRONG_LAST_SEQUENCE:
-                return False
-            raise
-        return True
+        while True:
+            # A new dict each try: nats-py adds its Nats-TTL header to the one it is given.
+            headers = {} if last is None else {"Nats-Expected-Last-Subject-Sequence": str(last)}
+            try:
+                await self._bus.js.publish(f"$KV.{BUCKET}.{key}", json.dumps(document).encode(), headers=headers,
+                                           msg_ttl=max(1, math.ceil(ttl_s)) if self.per_key_ttl else None,
+                                           timeout=5.0)
+            except nats.js.errors.APIError as exc:
+                if exc.err_code in _WRONG_LAST_SEQUENCE:
+                    return False
+                if exc.err_code == _MSG_TTL_DISABLED and self.per_key_ttl:
+                    log.warning("sessions bucket has no per-message TTL; values expire with the bucket's max age",
+                                extra={"bucket": BUCKET})
+                    self.per_key_ttl = False
+                    continue
+                raise
+            return True
 
     async def _read(self, key: str) -> tuple[dict[str, object] | None, int]:
         """A key's document and revision, or (None, 0) when absent or expired."""

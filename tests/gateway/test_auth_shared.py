@@ -12,15 +12,17 @@ from urllib.parse import parse_qs, urlparse
 import jwt
 import pyotp
 import pytest
+from nats.js.api import StorageType, StreamConfig
 
 from events import Broker, Bus
 from gateway.secrets import SealedValues, SecretError, key_id
+from gateway.sessions import SharedSessions, throttle_key
 from gateway.state import Gateway, GatewayConfig
 from gateway.tokens import Revocation, TokenError, TokenIssuer
 from gateway.user_bucket import BUCKET as USERS_BUCKET
 from gateway.user_bucket import SharedUsers
 from gateway.users import User, UserStore
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, eventually
 from tests.gateway.conftest import PASSWORD, Running
 
 ALICE = User("alice", ("trader",), ("ACC1",))
@@ -183,3 +185,32 @@ def test_local_store_disables_and_resets_totp_without_a_broker(tmp_path: Path) -
     store.disable("lee")
     assert store.authenticate("lee", PASSWORD, store.totp_now("lee", time.time() + 30),
                               time.time()) == "user_disabled"
+
+
+@pytest.mark.parametrize("per_key_ttl", [True, False], ids=["per-key-ttl", "bucket-made-by-nats-2.10"])
+async def test_two_session_stores_share_revocations_totp_steps_and_throttles(bus: Bus, per_key_ttl: bool) -> None:
+    if not per_key_ttl:
+        # The bucket as nats-server 2.10 makes it: no allow_msg_ttl, so values expire by max age only.
+        await bus.js.add_stream(StreamConfig(name="KV_sq-sessions", subjects=["$KV.sq-sessions.>"],
+                                             max_msgs_per_subject=1, allow_rollup_hdrs=True, deny_delete=True,
+                                             max_age=12 * 3600 + 60, storage=StorageType.FILE))
+    key, now = b"k" * 40, int(time.time())
+    issuer_a, issuer_b = TokenIssuer(key, None), TokenIssuer(key, None)
+    a = await SharedSessions.open(bus, issuer_a, token_ttl_s=issuer_a.ttl_s)
+    b = await SharedSessions.open(bus, issuer_b, token_ttl_s=issuer_b.ttl_s)
+    token, _, claims = issuer_a.issue(ALICE, now)
+    await a.revoke(Revocation(token_id=claims.token_id, user="alice"), claims.expires_at)
+    assert a.per_key_ttl is per_key_ttl
+    await eventually(lambda: issuer_b.is_revoked(claims), message="B hearing of A's revocation")
+    late = TokenIssuer(key, None)
+    c = await SharedSessions.open(bus, late, token_ttl_s=late.ttl_s)     # a gateway started afterwards
+    with pytest.raises(TokenError, match="revoked"):
+        late.verify(token, now)
+    assert await a.use_totp_step("alice", 100) and not await b.use_totp_step("alice", 100)
+    assert not await c.use_totp_step("alice", 99) and await c.use_totp_step("alice", 101)
+    throttle = throttle_key("ip", "127.0.0.1")
+    waits = [await (a, b)[i % 2].record_failure(throttle, 1 / 30, 5, now) for i in range(6)]
+    assert waits[:5] == [0.0] * 5 and waits[5] > 0 and await c.failure_wait(throttle, 1 / 30, 5, now) > 0
+    assert await c.failure_wait(throttle, 1 / 30, 5, now + 30) == 0.0          # refilled one in 30 s
+    for sessions in (a, b, c):
+        await sessions.close()
