@@ -71,7 +71,7 @@ def new_record(name: str, password: str, roles: list[str], accounts: list[str], 
 
 def user_of(name: str, record: Record) -> User:
     """The secret-free view of a record."""
-    return User(name, tuple(record["roles"]), tuple(record["accounts"]))  # type: ignore[call-overload]
+    return User(name, tuple(record["roles"]), tuple(record["accounts"]))  # type: ignore[arg-type]
 
 
 def enrolment_of(name: str, record: Record) -> Enrolment:

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlparse
 import jwt
 import pyotp
 import pytest
+from aiohttp import WSMsgType
 from nats.js.api import StorageType, StreamConfig
 
 from events import Broker, Bus
@@ -86,6 +87,17 @@ async def test_disabled_user_is_refused_at_login_and_their_tokens_stop_working(r
     assert {u["username"]: u["disabled"] for u in listing["users"]}["vic"] is True
     missing = await running.client.post("/v1/auth/users/nobody/disable", headers=_bearer(root))
     assert missing.status == 404
+
+
+async def test_websocket_of_a_user_closes_with_4002_when_the_user_is_disabled(running: Running) -> None:
+    root = await running.login("root")
+    token = await running.login("vic")
+    ws = await running.client.ws_connect("/v1/ws", headers=_bearer(token))
+    disabled = await running.client.post("/v1/auth/users/vic/disable", headers=_bearer(root))
+    assert disabled.status == 200
+    closing = await ws.receive(timeout=10)
+    assert (closing.type, closing.data, closing.extra) == (WSMsgType.CLOSE, 4002, "token revoked")
+    await ws.close()
 
 
 def test_rotation_when_a_new_key_signs_then_old_tokens_verify_until_the_old_key_is_retired() -> None:

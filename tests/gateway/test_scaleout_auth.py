@@ -252,6 +252,13 @@ async def test_two_gateways_share_users_sessions_revocations_totp_steps_and_thro
                 listing = {u["username"]: u["disabled"] for u in (await response.json())["users"]}
             assert listing == {"root": False, "alice": False, "bob": False, "carol": False, "erin": True}
 
+        # An admin revoke on B of every token of a user is refused on A within 1 s.
+        async with session.post(f"{b.base}/v1/auth/revoke", headers=_bearer(root),
+                                json={"username": "carol"}) as response:
+            assert response.status == 200
+        await eventually(lambda: _refused(session, f"{a.base}/v1/auth/me", carol), timeout=1.0, interval=0.01,
+                         message="A refusing the tokens an admin revoked on B")
+
         # Failed logins alternate between A and B: the shared throttle answers 429 on both well before either
         # gateway alone has seen its burst of 5 (with per-gateway counters that would take 9 attempts).
         attempts = 0
