@@ -147,12 +147,6 @@ class Gateway:
         else:
             self.tokens.revoke_locally(revocation, expires_at, time.time())
 
-    async def user_disabled(self, name: str) -> bool:
-        """Whether the user exists and is disabled, in whichever store holds users."""
-        if self.shared_users is not None:
-            return await self.shared_users.is_disabled(name)
-        return self.users.is_disabled(name)
-
 
 GATEWAY = web.AppKey("gateway", Gateway)
 # Request key under which authenticate() leaves the caller's claims.
