@@ -13,8 +13,9 @@ import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NatsClient
-from nats.js.api import DiscardPolicy, PubAck, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, KeyValueConfig, PubAck, StorageType, StreamConfig
 from nats.js.client import JetStreamContext
+from nats.js.kv import KeyValue
 from prometheus_client import Counter
 
 from events._base import Event
@@ -176,6 +177,22 @@ class Bus:
                     # Another process created it between our lookup and add: fall through to update.
                     pass
             await self.js.update_stream(config)
+
+    async def key_value(self, bucket: str, *, max_age_s: float | None = None, history: int = 1,
+                        description: str | None = None) -> KeyValue:
+        """A key-value bucket, created on first use with the streams' replicas; per-key TTLs are allowed."""
+        try:
+            return await self.js.key_value(bucket)
+        except nats.js.errors.BucketNotFoundError:
+            pass
+        # nats-py creates KV streams with allow_msg_ttl, so a value may carry its own Nats-TTL.
+        config = KeyValueConfig(bucket=bucket, description=description, history=history, ttl=max_age_s,
+                                storage=StorageType.FILE, replicas=self.settings.replicas)
+        try:
+            return await self.js.create_key_value(config)
+        except nats.js.errors.BadRequestError:
+            # Another process created it first (with its own view of the config): use that one.
+            return await self.js.key_value(bucket)
 
     async def publish(self, event: Event, *, subject: str | None = None, timeout: float = 5.0,
                       budget_s: float = RETRY_BUDGET_S) -> PubAck:

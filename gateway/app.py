@@ -53,6 +53,8 @@ async def _healthz(_request: web.Request) -> web.Response:
 async def _readyz(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     checks: dict[str, object] = {"bus": gateway.bus is not None and gateway.bus.nc.is_connected}
+    if gateway.sessions is not None:
+        checks["revocations_followed"] = gateway.sessions.following
     if gateway.projections is not None:
         lag = gateway.projections.lag()
         checks["projections_caught_up"] = gateway.projections.caught_up.is_set()

@@ -1,4 +1,4 @@
-"""The `sq` command line: broker, schema, bench, up, and the subcommands each part registers."""
+"""The `sq` command line: broker, schema, bench, up, and the subcommands each part registers (`sq user`: gateway.user_cli)."""
 
 from __future__ import annotations
 
@@ -72,53 +72,6 @@ def _cmd_up(args: argparse.Namespace) -> int:
     return asyncio.run(run_stack(data_dir=Path(args.data_dir), http_port=args.http_port, nats_url=args.nats_url))
 
 
-def _cmd_user_add(args: argparse.Namespace) -> int:
-    """Enrol a gateway user and print their TOTP provisioning URI once."""
-    from gateway.secrets import SecretError
-    from gateway.users import UserError, UserStore
-
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        import getpass
-
-        password = getpass.getpass(f"password for {args.name}: ")
-    try:
-        enrolment = UserStore(Path(args.data_dir) / "secrets").add(args.name, password, args.role, args.account)
-    except (UserError, SecretError, ValueError) as exc:
-        print(f"sq user add: {exc}", file=sys.stderr)
-        return 2
-    user = enrolment.user
-    print(f"user {user.name} added with roles {', '.join(user.roles)} on accounts {', '.join(user.accounts) or '-'}")
-    print("Scan or paste this into an authenticator app now; it is not shown again:")
-    print(enrolment.provisioning_uri)
-    return 0
-
-
-def _cmd_user_code(args: argparse.Namespace) -> int:
-    """Print a user's current TOTP code (for scripts and the demo; needs the data dir's master key)."""
-    from gateway.users import UserStore
-
-    store = UserStore(Path(args.data_dir) / "secrets")
-    if store.get(args.name) is None:
-        print(f"sq user code: no user {args.name!r}", file=sys.stderr)
-        return 2
-    print(store.totp_now(args.name))
-    return 0
-
-
-def _cmd_user_list(args: argparse.Namespace) -> int:
-    """List gateway users with their roles and accounts (no secrets)."""
-    from gateway.users import UserStore
-
-    store = UserStore(Path(args.data_dir) / "secrets")
-    for name in store.names():
-        user = store.get(name)
-        assert user is not None
-        print(f"{user.name}\troles={','.join(user.roles)}\taccounts={','.join(user.accounts) or '-'}")
-    return 0
-
-
 # `sq processor NAME`: each module offers add_arguments(parser) and main(args) -> exit code.
 PROCESSORS: dict[str, tuple[str, str]] = {
     "portfolio": ("processors.portfolio.runner", "rebalancing, attribution and reconciliation of target weights"),
@@ -146,13 +99,14 @@ Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-ar
 
 def _part_registrars() -> list[Registrar]:
     """Subcommands that live with the part they operate (store's `wal`, market data's `md`, …)."""
+    from gateway.user_cli import register as register_user
     from processors.connectors.credentials import register as register_creds
     from processors.marketdata_cli import register as register_md
     from processors.portfolio.cli import register as register_portfolio
     from processors.reporting.cli import register as register_report
     from store.cli import register as register_store
 
-    return [register_store, register_md, register_creds, register_report, register_portfolio]
+    return [register_store, register_md, register_creds, register_report, register_portfolio, register_user]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,24 +137,6 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nats-url", default=None,
                     help="use a running NATS server instead of starting one (also $SQ_NATS_URL)")
     up.set_defaults(func=_cmd_up)
-
-    user = sub.add_parser("user", help="manage gateway users (works whether or not the stack is running)")
-    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
-    add = user_sub.add_parser("add", help="add a user and print the TOTP provisioning URI once")
-    add.add_argument("name")
-    add.add_argument("--role", action="append", required=True, choices=["viewer", "trader", "risk", "admin"],
-                     help="role (repeat for several)")
-    add.add_argument("--account", action="append", default=[], help="account the user may see and trade (repeat)")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
-    add.add_argument("--data-dir", default="var", help="the stack's data directory (default ./var)")
-    add.set_defaults(func=_cmd_user_add)
-    code = user_sub.add_parser("code", help="print a user's current TOTP code (scripts, the demo)")
-    code.add_argument("name")
-    code.add_argument("--data-dir", default="var")
-    code.set_defaults(func=_cmd_user_code)
-    listing = user_sub.add_parser("list", help="list users, roles and accounts")
-    listing.add_argument("--data-dir", default="var")
-    listing.set_defaults(func=_cmd_user_list)
 
     processor = sub.add_parser("processor", help="run one processor as its own process (see ARCHITECTURE.md)")
     processor_sub = processor.add_subparsers(dest="processor", required=True, metavar="NAME")

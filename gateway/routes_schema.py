@@ -14,7 +14,16 @@ from events.schema import all_schemas, event_schema
 from events.trading import OrderIntent
 from gateway import routes_ws
 from gateway.errors import not_found
-from gateway.routes_auth import LoginRequest, LoginResponse
+from gateway.routes_auth import (
+    Disabled,
+    Enrolled,
+    LoginRequest,
+    LoginResponse,
+    NewUser,
+    RevokeRequest,
+    SessionList,
+    UserList,
+)
 from gateway.routes_orders import KillSwitchRequest
 from gateway.routes_portfolio import RebalancePreview, TargetsAccepted, TargetsRequest
 from gateway.routes_query import DEFAULT_LIMIT, MAX_LIMIT, QueryRequest
@@ -188,6 +197,16 @@ ROUTES: list[Route] = [
           LoginRequest, None),
     Route("post", "/v1/auth/logout", "Revoke the caller's token", 200, Revoked),
     Route("get", "/v1/auth/me", "The caller's identity, roles and accounts", 200, Identity),
+    Route("post", "/v1/auth/users", "Enrol a user; the answer carries the TOTP provisioning URI once", 201, Enrolled,
+          NewUser, ("admin",)),
+    Route("get", "/v1/auth/users", "Every user with roles, accounts and whether disabled", 200, UserList,
+          roles=("admin",)),
+    Route("post", "/v1/auth/users/{name}/disable", "Disable a user and revoke their tokens on every gateway", 200,
+          Disabled, roles=("admin",)),
+    Route("post", "/v1/auth/revoke", "Revoke one token (token_id) or every token of a user, on every gateway", 200,
+          Revoked, RevokeRequest, ("admin",)),
+    Route("get", "/v1/auth/sessions", "Live tokens (neither expired nor revoked): ids, holders, times", 200,
+          SessionList, roles=("admin",)),
     Route("post", "/v1/orders", "Submit an order intent (acknowledged once in the WAL)", 202, OrderAccepted,
           OrderIntent, ("trader", "admin"), errors=(503, 504)),
     Route("get", "/v1/orders", "Parent orders, newest first", 200, OrderList, roles=READERS,

@@ -18,7 +18,8 @@ Protocol (JSON text frames both ways):
 - Each client has a bounded queue. When it is full the client is closed with code 4008 (slow
   consumer), or, if it subscribed with ``"overflow": "drop_oldest"``, the oldest frame is
   dropped; both are counted in ``sq_gateway_ws_overflow_total``. At token expiry the server
-  closes with 4001.
+  closes with 4001; when the token is revoked (a logout, an admin revoke or a disable, on any gateway
+  sharing the broker) with 4002 "token revoked", within a second.
 
 Fan-out: per gateway process, one core-NATS subscription per kind of subject some client's
 patterns name (``sq.exec.>``, ``sq.ctl.>``, ...), taken when the first client asks for that kind
@@ -48,7 +49,7 @@ from events.subjects import ALL_ACCOUNTS
 from gateway.auth import authenticate
 from gateway.routes_query import visible_accounts
 from gateway.state import GATEWAY
-from gateway.tokens import Claims
+from gateway.tokens import Claims, Revocation
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ DEFAULT_QUEUE_SIZE = 4096
 HEARTBEAT_S = 20.0
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_TOKEN_EXPIRED = 4001
+CLOSE_TOKEN_REVOKED = 4002
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _READERS = ("viewer", "trader", "risk", "admin")
 
@@ -143,6 +145,7 @@ class WsClient:
 
     def __init__(self, ws: web.WebSocketResponse, claims: Claims, queue_size: int) -> None:
         self.ws = ws
+        self.claims = claims
         self.user = claims.subject
         self.accounts = visible_accounts(claims)
         self.patterns: set[Pattern] = set()
@@ -205,7 +208,8 @@ class Fanout:
     def __init__(self, bus: Bus | None, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
         self.bus = bus
         self.queue_size = queue_size
-        self.clients: set[WsClient] = set()
+        self.clients: set[WsClient] = set()               # clients with patterns (fan-out targets)
+        self.connected: set[WsClient] = set()             # every open client (closed on revocation)
         self.subscriptions: dict[str, Subscription] = {}     # kind -> the bus subscription to sq.<kind>.>
         self._lock = asyncio.Lock()
 
@@ -274,9 +278,16 @@ class Fanout:
             client.offer(frame)
         return len(targets)
 
+    def revoked(self, revocation: Revocation) -> None:
+        """Close the clients whose token was just revoked (a TokenIssuer listener)."""
+        for client in list(self.connected):
+            if revocation.covers(client.claims):
+                log.info("closing websocket of a revoked token", extra={"user": client.user})
+                client.close_soon(CLOSE_TOKEN_REVOKED, "token revoked")
+
     async def close_all(self, code: int = 1001, reason: str = "server shutting down") -> None:
         """Close every client (on shutdown)."""
-        for client in list(self.clients):
+        for client in list(self.connected):
             client.close_soon(code, reason)
 
 
@@ -327,6 +338,9 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
     expiry = asyncio.get_running_loop().call_later(max(0.0, claims.expires_at - time.time()), client.close_soon,
                                                    CLOSE_TOKEN_EXPIRED, "token expired")
     CLIENTS.inc()
+    fanout.connected.add(client)
+    if request.app[GATEWAY].tokens.is_revoked(claims):
+        client.close_soon(CLOSE_TOKEN_REVOKED, "token revoked")    # revoked while the upgrade was under way
     try:
         async for message in ws:
             if message.type == WSMsgType.TEXT:
@@ -341,6 +355,7 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
     finally:
         expiry.cancel()
         CLIENTS.dec()
+        fanout.connected.discard(client)
         await fanout.forget(client)
         if not writer.done():
             client.close_soon(1000, "closed")
@@ -353,10 +368,16 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
 
 def register(app: web.Application, *, queue_size: int = DEFAULT_QUEUE_SIZE) -> None:
     """Add /v1/ws and the fan-out its clients share (clients closed on shutdown, bus interest dropped after)."""
-    app[FANOUT] = fanout = Fanout(app[GATEWAY].bus, queue_size=queue_size)
+    gateway = app[GATEWAY]
+    app[FANOUT] = fanout = Fanout(gateway.bus, queue_size=queue_size)
     app.router.add_get("/v1/ws", stream)
+    gateway.tokens.listeners.append(fanout.revoked)
 
     async def close_clients(_app: web.Application) -> None:
         await fanout.close_all()
 
+    async def stop_listening(_app: web.Application) -> None:
+        gateway.tokens.listeners.remove(fanout.revoked)
+
     app.on_shutdown.append(close_clients)
+    app.on_cleanup.append(stop_listening)

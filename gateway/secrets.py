@@ -7,6 +7,7 @@ to the code that needs them; they are not logged, put in events, projections or 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MASTER_KEY_ENV = "SQ_MASTER_KEY"
 JWT_SECRET_ENV = "SQ_JWT_SECRET"
+JWT_VERIFY_SECRETS_ENV = "SQ_JWT_VERIFY_SECRETS"
 _FORMAT = b"sq-sealed-v1"
 
 
@@ -75,13 +77,58 @@ def derive_key(master: bytes, purpose: str) -> bytes:
 
 
 def jwt_signing_key(master: bytes) -> bytes:
-    """The HS256 key for access tokens: $SQ_JWT_SECRET if set, else derived from the master key."""
+    """The HS256 key that signs new access tokens: $SQ_JWT_SECRET if set, else derived from the master key."""
     explicit = os.environ.get(JWT_SECRET_ENV)
     if explicit:
-        if len(explicit) < 32:
-            raise SecretError(f"{JWT_SECRET_ENV} must be at least 32 characters")
-        return explicit.encode()
+        return _jwt_secret(JWT_SECRET_ENV, explicit)
     return derive_key(master, "jwt")
+
+
+def jwt_verify_only_keys() -> list[bytes]:
+    """Keys that verify but never sign ($SQ_JWT_VERIFY_SECRETS, separated by commas): the next key before a
+    rotation, the retired one until its last token expires (deploy/README.md, "Rotating the JWT key")."""
+    raw = os.environ.get(JWT_VERIFY_SECRETS_ENV, "")
+    return [_jwt_secret(JWT_VERIFY_SECRETS_ENV, part.strip()) for part in raw.split(",") if part.strip()]
+
+
+def _jwt_secret(variable: str, value: str) -> bytes:
+    if len(value) < 32:
+        raise SecretError(f"{variable}: each key must be at least 32 characters")
+    return value.encode()
+
+
+def key_id(key: bytes) -> str:
+    """A public name for a signing key (the JWT `kid`): a keyed digest that reveals nothing about the key."""
+    return hashlib.sha256(b"sq-jwt-kid:" + key).hexdigest()[:16]
+
+
+class SealedValues:
+    """Small values sealed with AES-GCM under a purpose-derived key, bound to their name (a KV key).
+
+    The name is authenticated data, so a sealed value copied under another key fails to open.
+    """
+
+    def __init__(self, master: bytes, purpose: str) -> None:
+        self._aead = AESGCM(derive_key(master, purpose))
+        self._prefix = _FORMAT + purpose.encode() + b":"
+
+    def seal(self, name: str, document: dict[str, Any]) -> bytes:
+        """Encrypt a JSON document for `name`: format marker, nonce, ciphertext."""
+        nonce = os.urandom(12)
+        plain = json.dumps(document, sort_keys=True).encode()
+        return _FORMAT + nonce + self._aead.encrypt(nonce, plain, self._prefix + name.encode())
+
+    def open(self, name: str, blob: bytes) -> dict[str, Any]:
+        """Decrypt what seal() made for `name`; SecretError (naming only `name`) if it is not ours or altered."""
+        if not blob.startswith(_FORMAT) or len(blob) < len(_FORMAT) + 12 + 16:
+            raise SecretError(f"value of {name} is not a ShrivenQuant sealed value")
+        nonce = blob[len(_FORMAT):len(_FORMAT) + 12]
+        try:
+            plain = self._aead.decrypt(nonce, blob[len(_FORMAT) + 12:], self._prefix + name.encode())
+        except InvalidTag as exc:
+            raise SecretError(f"value of {name} cannot be opened: wrong master key or it was altered") from exc
+        document: dict[str, Any] = json.loads(plain)
+        return document
 
 
 class SealedFile:

@@ -1,15 +1,21 @@
-"""JWT access tokens: HS256 pinned, 12 h lifetime, roles and accounts as claims, revocation by id."""
+"""JWT access tokens: HS256 pinned, 12 h lifetime, a `kid` per signing key, roles and accounts as claims,
+revocation by token id or by user.
+
+Revocations arrive from this gateway (logout, admin revoke, disable) or, with a broker, from every
+gateway through the sessions bucket (gateway.sessions); listeners (open WebSockets) hear of each one.
+"""
 
 from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
 
-from gateway.secrets import write_private
+from gateway.secrets import key_id, write_private
 from gateway.users import User
 
 ALGORITHM = "HS256"
@@ -34,40 +40,112 @@ class Claims:
     accounts: tuple[str, ...]
     token_id: str
     expires_at: int
+    issued_at: int = 0
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """One token (`token_id`) or every token of `user` issued before `before` (wall-clock seconds)."""
+
+    token_id: str | None = None
+    user: str | None = None
+    before: float = 0.0
+
+    def covers(self, claims: Claims) -> bool:
+        """Whether this revocation refuses the token with these claims."""
+        if self.token_id is not None:
+            return self.token_id == claims.token_id
+        return self.user == claims.subject and claims.issued_at < self.before
+
+
+RevocationListener = Callable[[Revocation], None]
 
 
 class TokenIssuer:
-    """Issues and verifies access tokens; revoked token ids are kept (until they expire) in a file."""
+    """Issues and verifies access tokens and knows every revocation still in force.
 
-    def __init__(self, key: bytes, revocations: Path, ttl_s: int = ACCESS_TOKEN_TTL_S) -> None:
-        self._key = key
+    Without a broker (`revocations` is a file) revocations are kept in that file; with one, the
+    sessions bucket is the record and this holds what its watcher delivered.
+    """
+
+    def __init__(self, key: bytes, revocations: Path | None, ttl_s: int = ACCESS_TOKEN_TTL_S, *,
+                 verify_only: Sequence[bytes] = ()) -> None:
+        self._signing_kid = key_id(key)
+        self._keys = {key_id(extra): extra for extra in verify_only} | {self._signing_kid: key}
         self._ttl_s = ttl_s
-        self._revocations = revocations
-        self._revoked: dict[str, int] = (json.loads(revocations.read_text()) if revocations.exists() else {})
+        self._file = revocations
+        self._revoked: dict[str, int] = {}            # token id -> its expiry (kept until then)
+        self._users_revoked: dict[str, float] = {}    # user -> tokens issued before this time are refused
+        self.listeners: list[RevocationListener] = []
+        if revocations is not None and revocations.exists():
+            stored = json.loads(revocations.read_text())
+            # Before user revocations the file was a plain {token id: expiry} map.
+            self._revoked = stored.get("tokens", {}) if "tokens" in stored else stored
+            self._users_revoked = stored.get("users", {})
+
+    @property
+    def ttl_s(self) -> int:
+        """Lifetime of a new token in seconds."""
+        return self._ttl_s
+
+    @property
+    def key_ids(self) -> list[str]:
+        """The `kid` of every key that verifies, the signing one first."""
+        return [self._signing_kid, *sorted(set(self._keys) - {self._signing_kid})]
 
     def issue(self, user: User, now: int) -> tuple[str, int, Claims]:
         """A signed token for `user`, its lifetime in seconds, and its claims."""
-        claims = Claims(user.name, user.roles, user.accounts, secrets.token_hex(16), now + self._ttl_s)
+        claims = Claims(user.name, user.roles, user.accounts, secrets.token_hex(16), now + self._ttl_s, now)
         payload = {"sub": user.name, "roles": list(user.roles), "accounts": list(user.accounts),
                    "jti": claims.token_id, "iat": now, "nbf": now, "exp": claims.expires_at, "iss": ISSUER}
-        return jwt.encode(payload, self._key, algorithm=ALGORITHM), self._ttl_s, claims
+        token = jwt.encode(payload, self._keys[self._signing_kid], algorithm=ALGORITHM,
+                           headers={"kid": self._signing_kid})
+        return token, self._ttl_s, claims
 
     def verify(self, token: str, now: int) -> Claims:
-        """Check signature (HS256 only: `alg: none` and algorithm swaps fail), expiry, issuer, revocation."""
+        """Check signature (HS256 only, by `kid`), expiry, issuer, revocation."""
         try:
-            payload = jwt.decode(token, self._key, algorithms=[ALGORITHM], issuer=ISSUER,
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError as exc:
+            raise TokenError(f"invalid token: {type(exc).__name__}") from exc
+        # Tokens from before key ids carry none: they were signed with the key that signs today.
+        key = self._keys.get(str(kid) if kid is not None else self._signing_kid)
+        if key is None:
+            raise TokenError("invalid token: signed with a key this gateway no longer accepts")
+        try:
+            payload = jwt.decode(token, key, algorithms=[ALGORITHM], issuer=ISSUER,
                                  options={"require": ["exp", "iat", "sub", "jti"], "verify_exp": False})
         except jwt.InvalidTokenError as exc:
             raise TokenError(f"invalid token: {type(exc).__name__}") from exc
         if int(payload["exp"]) <= now:
             raise TokenError("token expired")
-        if payload["jti"] in self._revoked:
+        claims = Claims(str(payload["sub"]), tuple(payload.get("roles", ())), tuple(payload.get("accounts", ())),
+                        str(payload["jti"]), int(payload["exp"]), int(payload["iat"]))
+        if self.is_revoked(claims):
             raise TokenError("token revoked")
-        return Claims(str(payload["sub"]), tuple(payload.get("roles", ())), tuple(payload.get("accounts", ())),
-                      str(payload["jti"]), int(payload["exp"]))
+        return claims
 
-    def revoke(self, claims: Claims, now: int) -> None:
-        """Refuse this token from now on; expired revocations are dropped from the file."""
+    def is_revoked(self, claims: Claims) -> bool:
+        """Whether the token was revoked, alone or with every token of its user."""
+        if claims.token_id in self._revoked:
+            return True
+        return claims.issued_at < self._users_revoked.get(claims.subject, 0.0)
+
+    def apply(self, revocation: Revocation, expires_at: float, now: float) -> None:
+        """Hold a revocation until `expires_at` (when every token it covers has expired) and tell the listeners."""
         self._revoked = {jti: exp for jti, exp in self._revoked.items() if exp > now}
-        self._revoked[claims.token_id] = claims.expires_at
-        write_private(self._revocations, json.dumps(self._revoked).encode())
+        self._users_revoked = {user: before for user, before in self._users_revoked.items()
+                               if before + self._ttl_s > now}
+        if revocation.token_id is not None:
+            self._revoked[revocation.token_id] = int(expires_at)
+        elif revocation.user is not None:
+            self._users_revoked[revocation.user] = max(revocation.before,
+                                                       self._users_revoked.get(revocation.user, 0.0))
+        for listener in list(self.listeners):
+            listener(revocation)
+
+    def revoke_locally(self, revocation: Revocation, expires_at: float, now: float) -> None:
+        """Without a broker: apply the revocation and keep it in the revocations file."""
+        self.apply(revocation, expires_at, now)
+        if self._file is not None:
+            write_private(self._file, json.dumps({"tokens": self._revoked, "users": self._users_revoked}).encode())

@@ -158,6 +158,7 @@ async def run_stack(*, data_dir: Path, http_port: int, nats_url: str | None) -> 
     else:
         url = resolve_url(nats_url)
     execution, limits = _ensure_config(data_dir)
+    # Made in the local store; the gateway moves it (and any other local user) into the users bucket as it starts.
     password, uri = _ensure_demo_user(data_dir)
     with_market = all((SAMPLES / name).exists() for name in MARKET_FILES)
     stop = stop_on_signals()
@@ -210,11 +211,11 @@ ShrivenQuant is up.
   market    {market}
 
 Log in as user `{DEMO_USER}` (roles trader and risk, account {DEMO_ACCOUNT}), password: {password}
-{enrol}  A current code without an app:  {sq} user code {DEMO_USER} --data-dir {data_dir}
+{enrol}  A current code without an app:  {sq} user code {DEMO_USER} --data-dir {data_dir} --nats-url {url}
 
 Try it:
   TOKEN=$(curl -s {base}/v1/auth/login -H 'content-type: application/json' \\
-    -d '{{"username":"{DEMO_USER}","password":"{password}","totp":"'$({sq} user code {DEMO_USER} --data-dir {data_dir})'"}}' \\
+    -d '{{"username":"{DEMO_USER}","password":"{password}","totp":"'$({sq} user code {DEMO_USER} --data-dir {data_dir} --nats-url {url})'"}}' \\
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   curl -s {base}/v1/orders -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
     -d '{{"account":"{DEMO_ACCOUNT}","client_order_id":"demo-1","symbol":"NKNUSDT","side":"BUY","quantity":"500",

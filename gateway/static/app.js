@@ -197,6 +197,7 @@
       state.ws = null;
       setLive(false);
       if (closed.code === 4001) { signOut(); showError(new ApiError(401, "unauthorized", "your session expired")); return; }
+      if (closed.code === 4002) { signOut(); showError(new ApiError(401, "unauthorized", "your session was revoked")); return; }
       if (!state.token) return;
       // Back off 1, 2, 4 … 30 s; a resync from REST follows each reconnect via the refresh loop.
       const delay = Math.min(30000, 1000 * 2 ** state.wsAttempts++);
