@@ -7,7 +7,7 @@ positions, marks, and the report ids still needed to drop copies. Every `every_r
 or `every_ns` of broker time the gateway writes a rung (that state with the stream positions it
 reflects) under DATA_DIR/projections/ladder/. `as_of(t)` loads the newest rung at or before t and
 replays at most one interval of the WAL, decoding only those subjects. Retention: every rung of
-the last `keep_all_ns` (a day); before that, the first rung of each hour and one at least every
+the last `keep_all_ns` (an hour); before that, the first rung of each hour and one at least every
 `keep_every_records` records, so the cost of any `as_of` stays bounded as history grows.
 """
 
@@ -60,7 +60,7 @@ class Ladder:
     """Rungs on disk and the live state the next rung is taken from."""
 
     def __init__(self, wal_root: Path, directory: Path, *, streams: tuple[str, ...], every_records: int = 50_000,
-                 every_ns: int = 60 * 1_000_000_000, keep_all_ns: int = 24 * HOUR_NS,
+                 every_ns: int = 60 * 1_000_000_000, keep_all_ns: int = HOUR_NS,
                  keep_every_records: int = 200_000) -> None:
         self.wal_root = wal_root
         self.directory = directory
