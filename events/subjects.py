@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from events._base import TOKEN_PATTERN, Event
@@ -136,6 +137,27 @@ def subject_for(event: Event) -> str:
         case DeadLetter(source=source):
             return DLQ_PREFIX + source
     raise TypeError(f"no subject is defined for event type {type(event).__name__}")
+
+
+def subscribed(patterns: Sequence[str]) -> Callable[[str], bool]:
+    """A predicate for the subjects any of `patterns` match: what a core reads, for filtering the WAL."""
+    prefixes = tuple(pattern[:-1] for pattern in patterns if pattern.endswith(".>") and "*" not in pattern)
+    if len(prefixes) == len(patterns):
+        return lambda subject: subject.startswith(prefixes)
+    return lambda subject: any(subject_matches(pattern, subject) for pattern in patterns)
+
+
+def patterns_by_stream(patterns: Sequence[str], streams: Sequence[str]) -> dict[str, list[str]]:
+    """The patterns each of `streams` captures: the server-side filters of one consumer per stream.
+
+    A pattern outside every given stream is an error (a core declaring what it can never receive)."""
+    out: dict[str, list[str]] = {stream: [] for stream in streams}
+    for pattern in patterns:
+        stream = stream_for_subject(pattern).name
+        if stream not in out:
+            raise ValueError(f"subject pattern {pattern!r} is in stream {stream}, which is not read ({list(streams)})")
+        out[stream].append(pattern)
+    return out
 
 
 def subject_matches(pattern: str, subject: str) -> bool:

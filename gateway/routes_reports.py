@@ -209,7 +209,7 @@ async def _inputs(request: web.Request) -> ReportInputs:
     holder = request.app[COMPLETIONS]
     async with holder.lock:
         if holder.log is None:
-            holder.log = CompletionLog(projections.wal_root)
+            holder.log = CompletionLog(projections.wal_root, checkpoint=projections.checkpoint_dir / "tca")
         inputs.completions = list(await asyncio.to_thread(holder.log.refresh))
     return inputs
 

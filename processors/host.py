@@ -31,7 +31,7 @@ from events.bus import Bus
 from events.codec import AnyEvent, encode
 from events.consumer import Delivery, dead_letter
 from events.stopping import Stopped, unless_stopped
-from events.subjects import subject_for
+from events.subjects import patterns_by_stream, subject_for, subscribed
 from processors.snapshots import FORMAT_VERSION, SNAPSHOT_AGE_EVENTS, SnapshotHeader, SnapshotStore, seal
 from store.follow import Envelope, HistoryGone, LiveFeed, SubjectFilter, history, last_recorded, recorded_ids
 
@@ -64,6 +64,10 @@ class ProcessorHost(Generic[State]):
     decide: Callable[[State, AnyEvent], list[Event]]
     evolve: Callable[[State, AnyEvent], State]
     wanted: SubjectFilter | None = None
+    # The subject patterns the core reads (its SUBSCRIPTIONS): the broker then delivers only those
+    # (one filtered consumer per stream) and the WAL history is read through them. `wanted` may
+    # narrow further on the client (a partition's accounts).
+    subscriptions: Sequence[str] | None = None
     # Also evolve by each output at once (cores whose evolve is idempotent for their own outputs, such
     # as risk), so the next input sees them before they come back through the bus.
     apply_outputs: bool = False
@@ -87,6 +91,12 @@ class ProcessorHost(Generic[State]):
     _since_snapshot: int = 0
     _snapshot_at: float = field(default_factory=time.monotonic)
     _snapshot_task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.subscriptions is not None:
+            reads = subscribed(self.subscriptions)
+            narrower = self.wanted
+            self.wanted = reads if narrower is None else (lambda subject: reads(subject) and narrower(subject))
 
     def step(self, envelope: Envelope) -> list[Event]:
         """Decide, then evolve, on one event; a core fault is logged with the event and yields no outputs."""
@@ -159,7 +169,9 @@ class ProcessorHost(Generic[State]):
         while True:
             positions = await asyncio.to_thread(self.catch_up)
             await self._publish_recovered()
-            self._feed = LiveFeed(self.bus, self.streams, positions, source=self.name, wanted=self.wanted)
+            filters = None if self.subscriptions is None else patterns_by_stream(self.subscriptions, self.streams)
+            self._feed = LiveFeed(self.bus, self.streams, positions, source=self.name, wanted=self.wanted,
+                                  filter_subjects=filters)
             try:
                 await self._feed.start()
                 break

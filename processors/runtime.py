@@ -82,13 +82,14 @@ def stop_on_signals() -> asyncio.Event:
 
 async def run_core(name: str, args: argparse.Namespace, *, streams: Sequence[str], state: Any,
                    decide: Callable[[Any, AnyEvent], list[Event]], evolve: Callable[[Any, AnyEvent], Any],
-                   state_version: int, apply_outputs: bool = False, wanted: SubjectFilter | None = None,
+                   state_version: int, subscriptions: Sequence[str], apply_outputs: bool = False,
                    companions: Sequence[Callable[[Bus, asyncio.Event], Coroutine[Any, Any, None]]] = (),
                    on_live: Callable[[Any, list[Event]], None] | None = None) -> int:
     """Run a pure core as a service until SIGINT/SIGTERM: rebuild from the WAL, then follow JetStream.
 
     `companions` run beside the core with the same bus and stop event (the router's timer).
     `state_version` is the core's STATE_VERSION: a snapshot of another version is never restored.
+    `subscriptions` are the core's SUBSCRIPTIONS: the broker delivers only those subjects.
     """
     configure_logging(name, args.log_level)
     bus = await Bus.connect(resolve_url(args.nats_url), name=name)
@@ -99,7 +100,8 @@ async def run_core(name: str, args: argparse.Namespace, *, streams: Sequence[str
                             state_version=state_version, origin=state_digest(state))
         snapshots = await SnapshotStore(bus, expected).open()
     host = ProcessorHost(name=name, bus=bus, wal_root=Path(args.data_dir) / "wal", streams=streams, state=state,
-                         decide=decide, evolve=evolve, wanted=partitioned(wanted, args.partition),
+                         decide=decide, evolve=evolve, subscriptions=subscriptions,
+                         wanted=partitioned(None, args.partition),
                          apply_outputs=apply_outputs, on_live=on_live, snapshots=snapshots,
                          snapshot_every_events=args.snapshot_every_events,
                          snapshot_every_s=args.snapshot_every_s)

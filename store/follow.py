@@ -149,25 +149,34 @@ class LiveFeed:
     """
 
     def __init__(self, bus: Bus, streams: Sequence[str], after: Mapping[str, int], *, source: str,
-                 wanted: SubjectFilter | None = None, queue_size: int = 10_000) -> None:
+                 wanted: SubjectFilter | None = None, queue_size: int = 10_000,
+                 filter_subjects: Mapping[str, Sequence[str]] | None = None) -> None:
         self.bus = bus
-        self.streams = list(streams)
+        # With `filter_subjects` (the patterns a core reads, per stream), the server delivers only
+        # those; a stream with none is not consumed at all.
+        self.filter_subjects = filter_subjects
+        self.streams = [s for s in streams if filter_subjects is None or filter_subjects.get(s)]
         self.after = dict(after)
         self.source = source
         self.wanted = wanted
         self._queue: asyncio.Queue[Envelope] = asyncio.Queue(queue_size)
         self._backlog: deque[Envelope] = deque()
         self._subscriptions: list[object] = []
+        self.received_kinds: set[str] = set()      # `sq.<area>.<kind>` of every subject delivered
+
+    def _config(self, stream: str, start: int) -> ConsumerConfig:
+        config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
+        if self.filter_subjects is not None:
+            config.filter_subjects = list(self.filter_subjects[stream])
+        return config
 
     async def start(self) -> None:
         """Read and merge the backlog, then create the live consumers; delivery begins at once."""
         await self._read_backlog()
         for stream in self.streams:
-            start = self.after.get(stream, 0) + 1
-            config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
             subscription = await self.bus.js.subscribe(
-                "", stream=stream, ordered_consumer=True, config=config, cb=self._on_message,
-                idle_heartbeat=2.0, flow_control=True)
+                "", stream=stream, ordered_consumer=True, config=self._config(stream, self.after.get(stream, 0) + 1),
+                cb=self._on_message, idle_heartbeat=2.0, flow_control=True)
             self._subscriptions.append(subscription)
 
     async def _read_backlog(self) -> None:
@@ -180,25 +189,31 @@ class LiveFeed:
                 continue
             if held.first_seq > start:
                 raise HistoryGone(stream, start, held.first_seq, self.source)
-            config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
-            subscription = await self.bus.js.subscribe("", stream=stream, ordered_consumer=True, config=config)
+            subscription = await self.bus.js.subscribe("", stream=stream, ordered_consumer=True,
+                                                       config=self._config(stream, start))
             try:
                 seq = start - 1
-                while seq < end:
+                info = await subscription.consumer_info()
+                # Filtered, the last message delivered may come before `end`: stop when the server
+                # says nothing more is pending (or at once when nothing matched at all).
+                pending = info.num_pending + info.delivered.consumer_seq
+                while seq < end and pending:
                     msg = await subscription.next_msg(timeout=10)
                     envelope = await self._envelope(msg)
-                    seq = parse_ack_subject(msg.subject, msg.reply).stream_seq
+                    delivery = parse_ack_subject(msg.subject, msg.reply)
+                    seq, pending = delivery.stream_seq, delivery.pending
                     if envelope is not None:
                         tagged.append((envelope.stored_ts, index, envelope.seq, envelope))
             finally:
                 await subscription.unsubscribe()
-            self.after[stream] = end
+            self.after[stream] = max(end, seq)
         tagged.sort(key=lambda item: item[:3])
         self._backlog.extend(item[3] for item in tagged)
 
     async def _envelope(self, msg: Msg) -> Envelope | None:
         """The message as an envelope, or None when unwanted or invalid (then dead-lettered)."""
         delivery = parse_ack_subject(msg.subject, msg.reply)
+        self.received_kinds.add(".".join(msg.subject.split(".", 3)[:3]))
         if self.wanted is not None and not self.wanted(msg.subject):
             return None
         try:

@@ -28,6 +28,8 @@ SOURCE = "aggregator"
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
 STATE_VERSION = 1
+# Trades make bars, depth makes books and tops.
+SUBSCRIPTIONS = ("sq.md.trade.>", "sq.md.book.>")
 
 
 @dataclass

@@ -16,18 +16,13 @@ import msgspec
 
 from events._base import Event
 from events.codec import AnyEvent
-from events.subjects import STREAM_MD
+from events.subjects import STREAM_MD, subscribed
 from processors.aggregator.config import AggregatorConfig, ConfigError
-from processors.aggregator.core import STATE_VERSION, AggregatorState, handle, initial_state
+from processors.aggregator.core import STATE_VERSION, SUBSCRIPTIONS, AggregatorState, handle, initial_state
 from processors.runtime import add_common_arguments, run_core
 
 DEFAULT_PORT = 50057
-_WANTED_PREFIXES = ("sq.md.trade.", "sq.md.book.")
-
-
-def wanted(subject: str) -> bool:
-    """Trades and book updates: what bars and tops are built from."""
-    return subject.startswith(_WANTED_PREFIXES)
+wanted = subscribed(SUBSCRIPTIONS)        # what the core reads, as a predicate (offline replays, tools)
 
 
 def decide(state: AggregatorState, event: AnyEvent) -> list[Event]:
@@ -58,4 +53,4 @@ def main(args: argparse.Namespace) -> int:
         return 2
     state: Any = initial_state(config)
     return asyncio.run(run_core("aggregator", args, state_version=STATE_VERSION, streams=(STREAM_MD.name,), state=state, decide=decide,
-                                evolve=evolve, wanted=wanted))
+                                evolve=evolve, subscriptions=SUBSCRIPTIONS))

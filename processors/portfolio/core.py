@@ -36,6 +36,8 @@ ZERO = Decimal(0)
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
 STATE_VERSION = 1
+# Targets, fills and venue positions from the order path; marks from trades and book tops.
+SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.trade.>", "sq.md.top.>")
 
 
 class PortfolioConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

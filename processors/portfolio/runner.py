@@ -8,8 +8,15 @@ from pathlib import Path
 
 import msgspec
 
-from events.subjects import STREAM_MD, STREAM_TRADING
-from processors.portfolio.core import STATE_VERSION, PortfolioConfig, PortfolioState, decide, evolve
+from events.subjects import STREAM_MD, STREAM_TRADING, subscribed
+from processors.portfolio.core import (
+    STATE_VERSION,
+    SUBSCRIPTIONS,
+    PortfolioConfig,
+    PortfolioState,
+    decide,
+    evolve,
+)
 from processors.runtime import add_common_arguments, run_core
 
 DEFAULT_PORT = 50055
@@ -38,9 +45,7 @@ def load_config(path: str | None) -> PortfolioConfig:
     return config
 
 
-def _wanted(subject: str) -> bool:
-    # Marks come from trades and book tops; depth updates and bars are not needed.
-    return not subject.startswith(("sq.md.book.", "sq.md.bar."))
+_wanted = subscribed(SUBSCRIPTIONS)       # what the core reads, as a predicate (offline replays, tools)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,4 +59,4 @@ def main(args: argparse.Namespace) -> int:
     """Run the portfolio manager until SIGINT/SIGTERM."""
     state = PortfolioState(load_config(args.config))
     return asyncio.run(run_core("portfolio", args, state_version=STATE_VERSION, streams=(STREAM_TRADING.name, STREAM_MD.name), state=state,
-                                decide=decide, evolve=evolve, wanted=_wanted))
+                                decide=decide, evolve=evolve, subscriptions=SUBSCRIPTIONS))

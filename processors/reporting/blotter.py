@@ -20,6 +20,9 @@ Conventions (written down so nobody guesses):
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +30,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
+from events.codec import encode
 from events.subjects import STREAM_TRADING
 from events.trading import ParentOrderCompleted
 from projections.rows import FillRow, OrderRow, PnlPoint
@@ -37,6 +43,8 @@ BPS = Decimal("0.0001")
 ALL_VENUES = "ALL"
 DAY_NS = 86_400 * 10**9
 TCA_SUBJECT_PREFIX = "sq.exec.tca."
+log = logging.getLogger(__name__)
+_completion_decoder = msgspec.json.Decoder(ParentOrderCompleted)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -86,17 +94,26 @@ class ReportInputs:
 
 @dataclass
 class CompletionLog:
-    """Every ParentOrderCompleted in a WAL, read incrementally (each call reads only what is new)."""
+    """Every ParentOrderCompleted in a WAL, read incrementally (each call reads only what is new).
+
+    With `checkpoint` (a directory beside the projections' checkpoints), what was read is appended
+    there with the WAL positions it reflects, so a restarted gateway reads only what was recorded
+    since, never the whole WAL again."""
 
     wal_root: Path
+    checkpoint: Path | None = None
     completions: list[ParentOrderCompleted] = field(default_factory=list)
     _after: dict[str, int] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
+    _loaded: bool = False
 
     def refresh(self) -> list[ParentOrderCompleted]:
         """Fold in completions recorded since the last call (blocking: reads files)."""
+        if not self._loaded:
+            self._load()
         streams = [STREAM_TRADING.name]
         until = last_recorded(self.wal_root, streams)
+        before = len(self.completions)
         for envelope in history(self.wal_root, streams, self._after, until=until, source="reporting-tca",
                                 wanted=lambda subject: subject.startswith(TCA_SUBJECT_PREFIX)):
             event = envelope.event
@@ -104,8 +121,48 @@ class CompletionLog:
             if isinstance(event, ParentOrderCompleted) and event.order_id not in self._seen:
                 self._seen.add(event.order_id)
                 self.completions.append(event)
-        self._after = dict(until)
+        moved = until != self._after
+        self._after = {stream: max(seq, self._after.get(stream, 0)) for stream, seq in until.items()}
+        if self.checkpoint is not None and moved:
+            self._save(self.completions[before:])
         return self.completions
+
+    def _load(self) -> None:
+        """Completions and positions kept by an earlier process (a torn last line is read again from the WAL)."""
+        self._loaded = True
+        if self.checkpoint is None or not (self.checkpoint / "positions.json").exists():
+            return
+        try:
+            after = json.loads((self.checkpoint / "positions.json").read_text())
+            lines = (self.checkpoint / "completions.jsonl").read_bytes().splitlines()
+        except (OSError, ValueError) as exc:
+            log.warning("TCA completions checkpoint skipped; reading the WAL from the start",
+                        extra={"path": str(self.checkpoint), "reason": repr(exc)})
+            return
+        kept = 0
+        for line in lines:
+            try:
+                event = _completion_decoder.decode(line)
+            except msgspec.DecodeError:
+                # Torn by a crash mid-append (before the positions moved past it): cut it off; the
+                # WAL after the positions still has it.
+                os.truncate(self.checkpoint / "completions.jsonl", kept)
+                break
+            kept += len(line) + 1
+            if event.order_id not in self._seen:
+                self._seen.add(event.order_id)
+                self.completions.append(event)
+        self._after = {str(stream): int(seq) for stream, seq in after.items()}
+
+    def _save(self, new: list[ParentOrderCompleted]) -> None:
+        """Append the new completions, then move the positions (written whole, atomically)."""
+        assert self.checkpoint is not None
+        self.checkpoint.mkdir(parents=True, exist_ok=True)
+        with open(self.checkpoint / "completions.jsonl", "ab") as handle:
+            handle.write(b"".join(encode(event) + b"\n" for event in new))
+        temp = self.checkpoint / ".positions.json.tmp"
+        temp.write_text(json.dumps(self._after))
+        os.replace(temp, self.checkpoint / "positions.json")
 
 
 def load_inputs(data_dir: Path) -> ReportInputs:

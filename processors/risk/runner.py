@@ -8,10 +8,10 @@ import asyncio
 from prometheus_client import Counter, Gauge
 
 from events._base import Event
-from events.subjects import STREAM_MD, STREAM_TRADING
+from events.subjects import STREAM_MD, STREAM_TRADING, subscribed
 from events.trading import RiskDecision
 from processors.risk.config import LimitsFile, load_limits
-from processors.risk.core import STATE_VERSION, decide, evolve
+from processors.risk.core import STATE_VERSION, SUBSCRIPTIONS, decide, evolve
 from processors.risk.state import RiskState
 from processors.runtime import add_common_arguments, run_core
 
@@ -33,9 +33,7 @@ def observe(state: RiskState, outputs: list[Event]) -> None:
         KILL_SWITCH.labels(account).set(1 if risk.killed else 0)
 
 
-def _wanted(subject: str) -> bool:
-    # Risk needs trades and book tops for collars and marks, not depth updates or bars.
-    return not subject.startswith(("sq.md.book.", "sq.md.bar."))
+_wanted = subscribed(SUBSCRIPTIONS)       # what the core reads, as a predicate (offline replays, tools)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,4 +47,4 @@ def main(args: argparse.Namespace) -> int:
     limits = load_limits(args.limits) if args.limits else LimitsFile()
     return asyncio.run(run_core("risk", args, state_version=STATE_VERSION, streams=(STREAM_TRADING.name, STREAM_MD.name),
                                 state=RiskState(limits), decide=decide, evolve=evolve, apply_outputs=True,
-                                wanted=_wanted, on_live=observe))
+                                subscriptions=SUBSCRIPTIONS, on_live=observe))

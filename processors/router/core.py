@@ -56,6 +56,9 @@ ROLE_COMPLETED = "parent-completed"
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
 STATE_VERSION = 1
+# Parents and their children, the kill switch, its timer, and the market it schedules against.
+SUBSCRIPTIONS = ("sq.ord.intent.>", "sq.ord.cancel.>", "sq.risk.decision.>", "sq.exec.child.>", "sq.exec.report.>",
+                 "sq.ctl.killswitch.>", "sq.ctl.timer.>", "sq.md.trade.>", "sq.md.top.>", "sq.md.bar.>")
 
 
 def event_time(event: object) -> int:

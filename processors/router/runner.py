@@ -23,20 +23,14 @@ from typing import Any
 from events.bus import Bus
 from events.control import TimerFired
 from events.ids import derived_id
-from events.subjects import STREAM_MD, STREAM_TRADING
+from events.subjects import STREAM_MD, STREAM_TRADING, subscribed
 from processors.router.config import InvalidConfig, load_router_config
-from processors.router.core import STATE_VERSION, decide, evolve
+from processors.router.core import STATE_VERSION, SUBSCRIPTIONS, decide, evolve
 from processors.router.state import RouterState
 from processors.runtime import add_common_arguments, run_core
 
 DEFAULT_PORT = 50054
-_WANTED_PREFIXES = ("sq.ord.intent.", "sq.ord.cancel.", "sq.risk.decision.", "sq.exec.child.", "sq.exec.report.",
-                    "sq.ctl.killswitch.", "sq.ctl.timer.", "sq.md.trade.", "sq.md.top.", "sq.md.bar.")
-
-
-def wanted(subject: str) -> bool:
-    """The subjects the router core reads."""
-    return subject.startswith(_WANTED_PREFIXES)
+wanted = subscribed(SUBSCRIPTIONS)        # what the core reads, as a predicate (offline replays, tools)
 
 
 def timer_event(name: str, due_ns: int) -> TimerFired:
@@ -78,4 +72,4 @@ def main(args: argparse.Namespace) -> int:
     companions = [ticker(args.timer, args.timer_ms * 1_000_000)] if args.timer_ms > 0 else []
     return asyncio.run(run_core("router", args, state_version=STATE_VERSION, streams=(STREAM_TRADING.name, STREAM_MD.name),
                                 state=RouterState(config), decide=decide, evolve=evolve, apply_outputs=True,
-                                wanted=wanted, companions=companions))
+                                subscriptions=SUBSCRIPTIONS, companions=companions))

@@ -109,3 +109,19 @@ def test_report_cli_prints_blotter_tca_and_daily_as_json_and_tables(tmp_path):
     assert bad.returncode == 2 and "is not a UTC day as YYYY-MM-DD" in bad.stderr
     nowal = _cli("blotter", "--data-dir", str(tmp_path / "empty"))
     assert nowal.returncode == 2 and "no WAL directory" in nowal.stderr
+
+
+def test_completion_log_with_a_checkpoint_never_rereads_what_it_already_read(tmp_path):
+    from processors.reporting.blotter import CompletionLog
+
+    write_history(tmp_path)
+    first = CompletionLog(tmp_path / "wal", checkpoint=tmp_path / "tca").refresh()
+    assert first, "the history has completed orders"
+    (tmp_path / "wal").rename(tmp_path / "wal-elsewhere")     # a restart that could only re-read the WAL fails
+    again = CompletionLog(tmp_path / "wal", checkpoint=tmp_path / "tca").refresh()
+    assert again == first
+    with open(tmp_path / "tca" / "completions.jsonl", "ab") as handle:
+        handle.write(b'{"type":"ParentOrderCompleted","id":"torn')       # a crash mid-append
+    (tmp_path / "wal-elsewhere").rename(tmp_path / "wal")
+    assert CompletionLog(tmp_path / "wal", checkpoint=tmp_path / "tca").refresh() == first
+    assert CompletionLog(tmp_path / "wal", checkpoint=tmp_path / "tca").refresh() == first, "the torn line was cut"

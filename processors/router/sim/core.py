@@ -45,6 +45,8 @@ TERMINAL = frozenset({"FILLED", "CANCELLED", "REJECTED"})
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
 STATE_VERSION = 1
+# The children it works and the market (trades, depth) it fills them against.
+SUBSCRIPTIONS = ("sq.exec.child.>", "sq.exec.report.>", "sq.md.trade.>", "sq.md.book.>")
 
 
 class _Reports:

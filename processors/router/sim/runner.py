@@ -11,19 +11,14 @@ import argparse
 import asyncio
 import sys
 
-from events.subjects import STREAM_MD, STREAM_TRADING
+from events.subjects import STREAM_MD, STREAM_TRADING, subscribed
 from processors.router.sim.config import InvalidConfig, load_sim_config
-from processors.router.sim.core import STATE_VERSION, decide, evolve
+from processors.router.sim.core import STATE_VERSION, SUBSCRIPTIONS, decide, evolve
 from processors.router.sim.state import SimState
 from processors.runtime import add_common_arguments, run_core
 
 DEFAULT_PORT = 50058
-_WANTED_PREFIXES = ("sq.exec.child.", "sq.exec.report.", "sq.md.trade.", "sq.md.book.")
-
-
-def wanted(subject: str) -> bool:
-    """The subjects the simulated venues read."""
-    return subject.startswith(_WANTED_PREFIXES)
+wanted = subscribed(SUBSCRIPTIONS)        # what the core reads, as a predicate (offline replays, tools)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,4 +36,4 @@ def main(args: argparse.Namespace) -> int:
         return 2
     return asyncio.run(run_core("venue-sim", args, state_version=STATE_VERSION, streams=(STREAM_TRADING.name, STREAM_MD.name),
                                 state=SimState(config), decide=decide, evolve=evolve, apply_outputs=True,
-                                wanted=wanted))
+                                subscriptions=SUBSCRIPTIONS))
