@@ -112,6 +112,8 @@ def load_checkpoint(root: Path) -> ProjectionState | None:
         (state.seen_reports if row.kind == "report" else state.spilled).set(row.id, row.ts, row.ts)
     state.stream_positions = {str(k): int(v) for k, v in manifest["stream_positions"].items()}
     state.version = int(manifest["version"])
+    # Every table is new to whoever reads this state: none may be taken from a cache as unchanged.
+    state.changed_at = {name: state.version for name in ("orders", "children", "positions", "candles", "book_tops")}
     cold = manifest.get("cold", {})
     state.cold_parts = {str(name): [str(f) for f in files] for name, files in cold.get("parts", {}).items()}
     state.clock = int(cold.get("clock", 0))

@@ -16,7 +16,7 @@ from prometheus_client import Gauge
 
 from events.bus import Bus
 from events.stopping import Stopped, unless_stopped
-from events.subjects import STREAM_MD, STREAM_TRADING
+from events.subjects import STREAM_MD, STREAM_TRADING, patterns_by_stream, subscribed
 from projections.checkpoint import (
     cold_manifest,
     load_checkpoint,
@@ -35,6 +35,11 @@ from store.follow import Envelope, LiveFeed, history, last_recorded
 log = logging.getLogger(__name__)
 
 STREAMS = (STREAM_TRADING.name, STREAM_MD.name)
+# What the read models are folded from: the whole order path, and trades (marks), bars (candles) and
+# book tops; never depth updates, the bulk of market data, which no table holds.
+SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.trade.>", "sq.md.bar.>",
+                 "sq.md.top.>")
+_reads = subscribed(SUBSCRIPTIONS)
 APPLIED_SEQ = Gauge("sq_projection_applied_seq", "Last stream sequence folded into the projections", ["stream"])
 
 
@@ -77,7 +82,7 @@ class Projections:
         self._previous_parts = {name: list(files) for name, files in self.state.cold_parts.items()}
         until = last_recorded(self.wal_root, STREAMS)
         for n, envelope in enumerate(history(self.wal_root, STREAMS, dict(self.state.stream_positions), until=until,
-                                             source="projections")):
+                                             source="projections", wanted=_reads)):
             evolve(self.state, envelope)
             if n % 4096 == 4095:
                 self.spill_if_due()
@@ -92,7 +97,8 @@ class Projections:
         for stream, seq in positions.items():
             self.ladder.positions[stream] = max(self.ladder.positions.get(stream, 0), seq)
         log.info("projections caught up", extra={"positions": positions, "version": self.state.version})
-        self._feed = LiveFeed(bus, STREAMS, positions, source="projections")
+        self._feed = LiveFeed(bus, STREAMS, positions, source="projections",
+                              filter_subjects=patterns_by_stream(SUBSCRIPTIONS, STREAMS))
         await self._feed.start()
         self.caught_up.set()
         last_checkpoint = time.monotonic()

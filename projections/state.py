@@ -62,12 +62,20 @@ class ProjectionState:
     spilled: Recent[str, int] = field(default_factory=Recent)
     stream_positions: dict[str, int] = field(default_factory=dict)
     version: int = 0
+    # Per table that is rebuilt whole (not append-only): the state version it last changed at, so a
+    # market tick does not invalidate the orders table's cached answers (projections.tables).
+    changed_at: dict[str, int] = field(default_factory=dict)
     clock: int = 0                      # the newest event time folded in
     # Rows handed to disk (projections.cold): the parts per table, how many hand-overs so far, and
     # per candle series the newest open time on disk (a copy of an older bar is not taken again).
     cold_parts: dict[str, list[str]] = field(default_factory=dict)
     spills: int = 0
     candle_floors: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def touch(self, *tables: str) -> None:
+        """Mark tables as changed by the event being folded."""
+        for table in tables:
+            self.changed_at[table] = self.version
 
     def final_rows(self) -> int:
         """Rows of the append-only tables in memory: what `final` would hand over at least."""
@@ -109,6 +117,7 @@ class ProjectionState:
             rows: list[Any] = getattr(self, name)
             del rows[:len(final[name])]
         self.version += 1
+        self.touch("orders", "children", "candles")
         self.spills += 1
     def position_rows(self) -> list[PositionRow]:
         """Positions with their latest mark and unrealized P&L."""
@@ -164,13 +173,18 @@ def evolve(state: ProjectionState, envelope: Envelope) -> ProjectionState:
     match event:
         case OrderIntent():
             _on_intent(state, event)
+            state.touch("orders")
         case RiskDecision():
             _on_decision(state, event)
+            state.touch("orders")
         case ChildOrder():
             _on_child(state, event)
+            state.touch("orders", "children")
         case ExecutionReport():
             _on_report(state, event)
+            state.touch("orders", "children", "positions")
         case ParentOrderCompleted(order_id=order_id) if order_id in state.orders:
+            state.touch("orders")
             # The router's word on how the parent ended is final (it also covers IOC slices that
             # expired, which no single report says).
             order = state.orders[order_id]
@@ -182,17 +196,21 @@ def evolve(state: ProjectionState, envelope: Envelope) -> ProjectionState:
             order.vwap_slippage_bps = event.vwap_slippage_bps
             order.updated_ts = event.ts
         case CancelIntent(order_id=target) if target is not None and target in state.orders:
+            state.touch("orders")
             state.orders[target].cancel_requested = True
             state.orders[target].updated_ts = event.ts
         case Trade(symbol=symbol, price=price, ts=ts):
             _mark(state, symbol, price, ts)
+            state.touch("positions")            # marks and unrealized P&L
         case Bar() if event.open_time > state.candle_floors.get((event.venue, event.symbol, event.interval), -1):
             key = (event.venue, event.symbol, event.interval, event.open_time)
+            state.touch("candles")
             state.candles[key] = CandleRow(venue=event.venue, symbol=event.symbol, interval=event.interval,
                                            open_time=event.open_time, open=event.open, high=event.high,
                                            low=event.low, close=event.close, volume=event.volume,
                                            trade_count=event.trade_count)
         case BookTop():
+            state.touch("book_tops")
             state.tops[(event.venue, event.symbol)] = TopRow(
                 venue=event.venue, symbol=event.symbol, ts=event.ts, last_update_id=event.last_update_id,
                 bid_price=event.bid_price, bid_size=event.bid_size, ask_price=event.ask_price,

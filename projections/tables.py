@@ -106,15 +106,16 @@ class TableCache:
                 self._converted[name] = len(rows)
             chunks = self._chunks[name]
             return pa.concat_tables(chunks) if chunks else to_table([], row_type)
+        changed = state.changed_at.get(name, 0)
         cached = self._snapshots.get(name)
-        if cached is not None and cached[0] == state.version:
+        if cached is not None and cached[0] == changed:
             return cached[1]
         table = to_table(held_rows(state, name), row_type)
-        self._snapshots[name] = (state.version, table)
+        self._snapshots[name] = (changed, table)
         return table
 
     def built_at(self, state: ProjectionState, name: str) -> int | None:
-        """The state version the named table was last rebuilt at, or None for append-only tables.
+        """The state version the named table last changed at, or None for append-only tables.
 
         The same version means the same table, so an answer computed from it is still true;
         keeping the version rather than the table keeps old tables from being held alive."""
