@@ -136,6 +136,7 @@ class ProcessorHost(Generic[State]):
         until = {stream: max(recorded_until[stream], after.get(stream, 0)) for stream in self.streams}
         pending: dict[str, Event] = {}
         tail_from_ts: int | None = None
+        applied_before = self.applied
         for envelope in history(self.wal_root, self.streams, after, until=until, source=self.name,
                                 wanted=self.wanted):
             pending.pop(envelope.event.id, None)
@@ -147,7 +148,7 @@ class ProcessorHost(Generic[State]):
                 tail_from_ts = envelope.stored_ts
             for output in outputs:
                 pending[output.id] = output
-            APPLIED.labels(self.name, "history").inc()
+        APPLIED.labels(self.name, "history").inc(self.applied - applied_before)
         if pending and tail_from_ts is not None:
             # Outputs on subjects this core does not read (bars from trades, TCA, dead letters) never
             # came back through history: look them up in the WAL before calling them lost. Only what
@@ -278,7 +279,7 @@ class ProcessorHost(Generic[State]):
                                     fault.envelope.stored_ts, 0)
                 await dead_letter(self.bus, self.name, fault.envelope.subject, encode(fault.envelope.event),
                                   delivery, f"{self.name} core raised on this event (see its log)")
-            APPLIED.labels(self.name, "live").inc()
+        APPLIED.labels(self.name, "live").inc(len(envelopes))       # once per batch: a label lookup costs
         self._since_snapshot += len(envelopes)
         if outputs:
             await self.bus.publish_batch(outputs)
