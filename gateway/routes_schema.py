@@ -144,10 +144,14 @@ class Health(msgspec.Struct):
 
 
 class Readiness(msgspec.Struct):
-    """GET /readyz (200 ready, 503 not)."""
+    """GET /readyz (200 ready, 503 not): the gateway's checks, each configured service's /readyz answer
+    (with its lag), and what it still waits for (failed checks, services, markets without a book or a
+    last trade, as `venue:symbol`)."""
 
     ready: bool
     checks: dict[str, Any]
+    services: dict[str, dict[str, Any]]
+    waiting_for: dict[str, list[str]]
 
 
 @dataclass(frozen=True)

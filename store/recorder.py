@@ -205,7 +205,7 @@ async def _serve(args: argparse.Namespace) -> int:
     bus = await Bus.connect(resolve_url(args.nats_url), name="recorder")
     await bus.ensure_streams()
     stop = stop_on_signals()
-    http = await start_service_http(args.port, ready=lambda: not stop.is_set())
+    http = await start_service_http(args.port, ready=lambda: not stop.is_set(), host=args.host)
     try:
         await record(bus, Path(args.data_dir) / "wal", [s for s in args.streams.split(",") if s], stop,
                      seal_every_s=args.seal_every_s)
