@@ -15,7 +15,7 @@ from events.trading import OrderIntent
 from gateway import routes_ws
 from gateway.errors import not_found
 from gateway.routes_auth import LoginRequest, LoginResponse
-from gateway.routes_orders import KillSwitchRequest
+from gateway.routes_orders import IDEMPOTENCY_HEADER, MAX_IDEMPOTENCY_KEY, KillSwitchRequest
 from gateway.routes_portfolio import RebalancePreview, TargetsAccepted, TargetsRequest
 from gateway.routes_query import DEFAULT_LIMIT, MAX_LIMIT, QueryRequest
 from gateway.routes_reports import BlotterAnswer, DailyAnswer, MetricsAnswer, TcaAnswer
@@ -176,6 +176,7 @@ class Route:
     roles: tuple[str, ...] | None = ()
     query: tuple[Param, ...] = ()
     errors: tuple[int, ...] = ()
+    headers: tuple[Param, ...] = ()
 
 
 _STR = {"type": "string"}
@@ -187,13 +188,17 @@ CAPITAL = Param("capital", {"type": "number", "exclusiveMinimum": 0},
                 "Capital the daily P&L is a return on (required).")
 DATE = Param("date", {"type": "string", "format": "date"}, "Only this UTC day, YYYY-MM-DD (required for daily).")
 READERS = ("viewer", "trader", "risk", "admin")
+IDEMPOTENCY = Param(IDEMPOTENCY_HEADER, {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+                    "Makes a retry one order: without client_order_id in the body, the gateway derives the "
+                    "client_order_id from this key (per user), so the same body sent again with the same key "
+                    "answers the same order_id with duplicate true; the same key with a different order is 422.")
 ROUTES: list[Route] = [
     Route("post", "/v1/auth/login", "Log in with password and TOTP; returns a 12 h JWT", 200, LoginResponse,
-          LoginRequest, None),
+          LoginRequest, None, errors=(401,)),
     Route("post", "/v1/auth/logout", "Revoke the caller's token", 200, Revoked),
     Route("get", "/v1/auth/me", "The caller's identity, roles and accounts", 200, Identity),
     Route("post", "/v1/orders", "Submit an order intent (acknowledged once in the WAL)", 202, OrderAccepted,
-          OrderIntent, ("trader", "admin"), errors=(503, 504)),
+          OrderIntent, ("trader", "admin"), errors=(422, 503, 504), headers=(IDEMPOTENCY,)),
     Route("get", "/v1/orders", "Parent orders, newest first", 200, OrderList, roles=READERS,
           query=(Param("status", _STR, "Only orders in this state."), Param("symbol", _STR, "Only this symbol."),
                  ACCOUNT, LIMIT), errors=(503,)),
@@ -249,7 +254,8 @@ ROUTES: list[Route] = [
     Route("get", "/metrics", "Prometheus metrics (text exposition format)", 200, roles=None),
 ]
 _ERRORS = {400: "invalid request (the detail names the field)", 401: "no valid token", 403: "not allowed",
-           404: "not found", 413: "body too large", 429: "rate limited (see Retry-After)",
+           404: "not found", 413: "body too large",
+           422: "the Idempotency-Key was first used for a different order", 429: "rate limited (see Retry-After)",
            503: "a dependency (bus, projections) is not available", 504: "published but not yet durable"}
 # Shown for /v1/ws: the protocol after the upgrade, which OpenAPI cannot describe by itself.
 WS_PROTOCOL = (routes_ws.__doc__ or "").split("Protocol (JSON text frames both ways):", 1)[-1].split("Fan-out:")[0]
@@ -262,6 +268,8 @@ def _operation(route: Route) -> dict[str, Any]:
                   for name in route.path.split("/") if name.startswith("{")]
     parameters += [{"name": p.name, "in": "query", "required": False, "schema": p.schema,
                     "description": p.description} for p in route.query]
+    parameters += [{"name": p.name, "in": "header", "required": False, "schema": p.schema,
+                    "description": p.description} for p in route.headers]
     if parameters:
         operation["parameters"] = parameters
     if route.body is not None:
@@ -295,7 +303,8 @@ def openapi_document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(sorted(types, key=lambda t: t.__name__),
                                                    ref_template="#/components/schemas/{name}")
     intent = dict(components["OrderIntent"])
-    intent["required"] = [f for f in intent.get("required", []) if f not in ("type", "id", "ts")]
+    # Over HTTP the gateway fills id and ts, and makes a client_order_id when the body has none.
+    intent["required"] = [f for f in intent.get("required", []) if f not in ("type", "id", "ts", "client_order_id")]
     components["OrderIntent"] = intent
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:

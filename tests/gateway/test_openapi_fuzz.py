@@ -1,4 +1,5 @@
-"""Schemathesis against /openapi.json of a running gateway with fed projections: no 5xx, no schema violations."""
+"""Schemathesis against /openapi.json of a running gateway with fed projections: no 5xx, no schema violations,
+and no status an operation does not document."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from events import Bar, Broker, Bus, ExecutionReport, OrderIntent, Trade, new_event_id
 from events.market import BookTop
@@ -126,7 +127,8 @@ def test_every_operation_answers_without_5xx_and_matches_its_documented_schema(s
             calls += 1
             response = case.call(base_url=served.base_url, session=session, headers=headers, timeout=10)
             try:
-                case.validate_response(response, checks=[not_a_server_error, response_schema_conformance],
+                case.validate_response(response, checks=[not_a_server_error, response_schema_conformance,
+                                                                 status_code_conformance],
                                        headers=headers)
             except AssertionError as exc:  # schemathesis raises a FailureGroup (an AssertionError) per case
                 failures.append(f"{case.operation.method.upper()} {case.operation.path}: {exc}")
