@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from gateway import routes_auth, routes_dashboard, routes_orders, routes_query, routes_schema, routes_ws
 from gateway.auth import client_address
+from gateway.depth import register as register_depth
 from gateway.errors import Handler, json_errors, too_many_requests
 from gateway.readiness import readiness
 from gateway.routes_portfolio import register as register_portfolio
@@ -66,6 +67,7 @@ def create_app(gateway: Gateway) -> web.Application:
     routes_auth.register(app)
     routes_orders.register(app)
     routes_query.register(app)
+    register_depth(app)
     register_reports(app)
     register_portfolio(app)
     routes_schema.register(app)

@@ -13,6 +13,7 @@ from events.codec import EVENT_TYPES_BY_NAME
 from events.schema import all_schemas, event_schema
 from events.trading import OrderIntent
 from gateway import routes_ws
+from gateway.depth import DEFAULT_LEVELS, MAX_LEVELS, BookList, Depth
 from gateway.errors import not_found
 from gateway.routes_auth import LoginRequest, LoginResponse
 from gateway.routes_orders import IDEMPOTENCY_HEADER, MAX_IDEMPOTENCY_KEY, KillSwitchRequest
@@ -222,6 +223,11 @@ ROUTES: list[Route] = [
                  Param("venue", _STR, "Only this venue."), ACCOUNT, LIMIT), errors=(503,)),
     Route("get", "/v1/book/{venue}/{symbol}", "The latest book top", 200, TopRow, roles=READERS, query=(ACCOUNT,),
           errors=(503,)),
+    Route("get", "/v1/depth", "The order books the gateway holds (from the book events on the bus)", 200, BookList,
+          roles=READERS),
+    Route("get", "/v1/depth/{venue}/{symbol}", "Depth ladder: the best levels of each side, best first", 200, Depth,
+          roles=READERS, query=(Param("levels", {"type": "integer", "minimum": 1, "maximum": MAX_LEVELS},
+                                      f"Levels per side (default {DEFAULT_LEVELS})."),)),
     Route("get", "/v1/audit/orders/{order_id}", "Every event of an order in log order, with WAL positions", 200,
           AuditTrail, roles=READERS, query=(ACCOUNT,), errors=(503,)),
     Route("post", "/v1/query", "Read-only SQL (one SELECT) over the caller's visible projection tables", 200,
