@@ -25,7 +25,8 @@ _intent_decoder = msgspec.json.Decoder(OrderIntent)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
 # What a retry under the same Idempotency-Key must repeat; a different value means a different order.
-_SAME_ORDER_FIELDS = ("account", "symbol", "side", "quantity", "limit_price")
+# (The account is part of the intent id itself: the same key for another account is another order.)
+_SAME_ORDER_FIELDS = ("symbol", "side", "quantity", "limit_price", "time_in_force")
 
 
 class KillSwitchRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -103,7 +104,7 @@ async def read_intent(request: web.Request, subject: str) -> OrderIntent:
 
 
 async def _check_same_order(gateway: Gateway, intent: OrderIntent, key: str, stream: str, seq: int) -> None:
-    """422 when an Idempotency-Key already names an order with a different account, symbol, side, size or price.
+    """422 when an Idempotency-Key already names an order with a different symbol, side, size, price, TIF or algo.
 
     A duplicate's ack carries the first message's sequence: that stored intent is what the key named.
     """

@@ -150,3 +150,22 @@ def test_openapi_lists_every_registered_route(served: Served) -> None:
     positions = requests.get(f"{served.base_url}/v1/positions", headers={"Authorization": f"Bearer {served.token}"},
                              timeout=10).json()
     assert Decimal(positions["positions"][0]["quantity"]) == Decimal("0.5")
+
+
+def test_openapi_when_an_operation_has_known_error_answers_then_it_documents_each(served: Served) -> None:
+    document = requests.get(f"{served.base_url}/openapi.json", timeout=10).json()
+
+    def codes(method: str, path: str) -> set[str]:
+        return set(document["paths"][path][method]["responses"])
+
+    # Answers each route really gives (wrong password, throttled, oversize body, reused key, broker down …).
+    assert {"200", "400", "401", "413", "429"} <= codes("post", "/v1/auth/login")
+    assert {"202", "400", "401", "403", "413", "422", "429", "503", "504"} <= codes("post", "/v1/orders")
+    assert {"202", "400", "401", "403", "404", "429", "503", "504"} <= codes("delete", "/v1/orders/{order_id}")
+    assert {"200", "400", "401", "403", "404", "429", "503"} <= codes("get", "/v1/orders/{order_id}")
+    assert {"200", "400", "401", "403", "404", "429"} <= codes("get", "/v1/depth/{venue}/{symbol}")
+    assert {"200", "429", "503"} <= codes("get", "/readyz")
+    assert {"101", "400", "401", "403", "429"} <= codes("get", "/v1/ws")
+    header = [p for p in document["paths"]["/v1/orders"]["post"]["parameters"] if p["in"] == "header"]
+    assert [p["name"] for p in header] == ["Idempotency-Key"]
+    assert "client_order_id" not in document["components"]["schemas"]["OrderIntent"]["required"]
