@@ -115,9 +115,10 @@ def _ensure_demo_user(data_dir: Path) -> tuple[str, str | None]:
     return password_file.read_text().strip() if password_file.exists() else "(set when it was created)", None
 
 
-def _probe_port(default: int) -> int:
-    """The processor's usual port when it is free, else any free one (another stack may be running)."""
-    return default if _port_free(default) else free_port()
+def _probe_port(name: str) -> int:
+    """The process's usual probe port when it has one and it is free, else any free one."""
+    default = PROBE_PORTS.get(name)
+    return default if default is not None and _port_free(default) else free_port()
 
 
 # The usual probe port of each process `sq up` starts (ARCHITECTURE.md); connectors share 50052.
@@ -147,13 +148,14 @@ def _children(data_dir: Path, url: str, execution: Path, limits: Path, with_mark
                                          "--loop", "--shift-to-now", "--venue", "binance",
                                          "--symbol", "ADABTC", "--interval", "1m", "--source", "demo-bars"]))
     # Probes on loopback, each on a known port, so the gateway's /readyz can ask them.
-    return [Child(name, [*args, "--host", "127.0.0.1", "--port", str(_probe_port(PROBE_PORTS[name]))],
+    return [Child(name, [*args, "--host", "127.0.0.1", "--port", str(_probe_port(name))],
                   logs / f"{name}.log") for name, args in specs]
 
 
 def _readiness(children: list[Child], with_market: bool) -> ReadinessConfig:
     """What the gateway waits for before the banner: every process's probe, and a tradable demo market."""
-    services = tuple((child.name, f"http://127.0.0.1:{child.args[-1]}/readyz") for child in children)
+    services = tuple((child.name, f"http://127.0.0.1:{child.args[child.args.index('--port') + 1]}/readyz")
+                     for child in children)
     books, trades = demo_markets(SAMPLES / name for name in MARKET_FILES) if with_market else ((), ())
     return ReadinessConfig(books=books, trades=trades, services=services)
 
