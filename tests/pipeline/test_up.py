@@ -89,11 +89,13 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
                                 "--http-port", str(port)], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=errors,
                                text=True)
     running = Up(process, data_dir, f"http://127.0.0.1:{port}")
+    started = time.monotonic()
     reader = threading.Thread(target=running.read, daemon=True)
     reader.start()
     try:
         if not running.banner.wait(BANNER_TIMEOUT_S):
             pytest.fail(f"no banner within {BANNER_TIMEOUT_S:.0f}s; sq up printed:\n{''.join(running.lines)}")
+        print(f"sq up printed its banner {running.banner_at - started:.1f} s after it started")
         yield running
     finally:
         process.send_signal(signal.SIGINT)
