@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
@@ -22,6 +23,10 @@ from gateway.routes_auth import read_json
 from gateway.state import GATEWAY, Gateway
 
 _intent_decoder = msgspec.json.Decoder(OrderIntent)
+# To add a client_order_id to a body that has none, it is decoded and encoded again: a JSON number
+# stays its exact literal (a Decimal, written back as a number), never a binary float.
+_raw_decoder = msgspec.json.Decoder(float_hook=Decimal)
+_raw_encoder = msgspec.json.Encoder(decimal_format="number")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY = 255
 # What a retry under the same Idempotency-Key must repeat; a different value means a different order.
@@ -87,12 +92,12 @@ async def read_intent(request: web.Request, subject: str) -> OrderIntent:
     raw = await request.read()
     body: Any = None
     try:
-        body = msgspec.json.decode(raw) if raw else None
+        body = _raw_decoder.decode(raw) if raw else None
     except msgspec.DecodeError:
         pass  # the intent decoder below reports the malformed JSON with its position
     if isinstance(body, dict) and body.get("client_order_id") is None:
         body["client_order_id"] = http_client_order_id(subject, _idempotency_key(request))
-        raw = msgspec.json.encode(body)
+        raw = _raw_encoder.encode(body)
     if not raw:
         raise bad_request("the request body is empty; send JSON")
     try:

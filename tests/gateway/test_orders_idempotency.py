@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from events import Bus
+from decimal import Decimal
+
+from events import Bus, OrderIntent, decode
 from events.ids import intent_id_for
+from events.trading import TwapAlgo
 from tests.gateway.conftest import Running
 
 ORDER = {"account": "ACC1", "symbol": "BTCUSDT", "side": "BUY", "quantity": "0.5", "limit_price": "100.5"}
@@ -78,3 +81,20 @@ async def test_order_when_the_idempotency_key_is_too_long_or_the_body_is_wrong_t
     assert not_json.status == 400
     not_object = await running.client.post("/v1/orders", json=[1, 2], headers=auth)
     assert not_object.status == 400
+
+
+async def test_order_without_client_order_id_when_numbers_are_json_numbers_then_they_keep_their_exact_digits(
+        running: Running, bus: Bus) -> None:
+    token = await running.login("alice")
+    body = ('{"account": "ACC1", "symbol": "BTCUSDT", "side": "BUY", "quantity": 9876543.000000000001,'
+            ' "limit_price": 12345678.123456789012, "algo": {"kind": "TWAP", "duration_s": 60.5, "slices": 3}}')
+    response = await running.client.post("/v1/orders", data=body.encode(),
+                                         headers={"Authorization": f"Bearer {token}",
+                                                  "Content-Type": "application/json"})
+    answer = await response.json()
+    assert response.status == 202, answer
+    stored = decode((await bus.js.get_msg(answer["stream"], answer["stream_seq"])).data or b"")
+    assert isinstance(stored, OrderIntent) and stored.client_order_id == answer["client_order_id"]
+    assert stored.quantity == Decimal("9876543.000000000001")
+    assert stored.limit_price == Decimal("12345678.123456789012")
+    assert isinstance(stored.algo, TwapAlgo) and stored.algo.duration_s == 60.5
