@@ -10,7 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from gateway import routes_auth, routes_dashboard, routes_orders, routes_query, routes_schema, routes_ws
 from gateway.auth import client_address
+from gateway.depth import register as register_depth
 from gateway.errors import Handler, json_errors, too_many_requests
+from gateway.readiness import readiness
 from gateway.routes_portfolio import register as register_portfolio
 from gateway.routes_reports import register as register_reports
 from gateway.state import GATEWAY, Gateway
@@ -51,17 +53,8 @@ async def _healthz(_request: web.Request) -> web.Response:
 
 
 async def _readyz(request: web.Request) -> web.Response:
-    gateway = request.app[GATEWAY]
-    checks: dict[str, object] = {"bus": gateway.bus is not None and gateway.bus.nc.is_connected}
-    if gateway.sessions is not None:
-        checks["revocations_followed"] = gateway.sessions.following
-    if gateway.projections is not None:
-        lag = gateway.projections.lag()
-        checks["projections_caught_up"] = gateway.projections.caught_up.is_set()
-        checks["projection_lag_events"] = lag
-        checks["projections_current"] = lag < gateway.config.max_ready_lag
-    ready = all(value for key, value in checks.items() if key != "projection_lag_events")
-    return web.json_response({"ready": ready, "checks": checks}, status=200 if ready else 503)
+    answer = await readiness(request.app[GATEWAY])
+    return web.json_response(answer, status=200 if answer["ready"] else 503)
 
 
 def create_app(gateway: Gateway) -> web.Application:
@@ -74,6 +67,7 @@ def create_app(gateway: Gateway) -> web.Application:
     routes_auth.register(app)
     routes_orders.register(app)
     routes_query.register(app)
+    register_depth(app)
     register_reports(app)
     register_portfolio(app)
     routes_schema.register(app)

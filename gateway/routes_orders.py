@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
+from nats.errors import Error as NatsError
 
 from events.bus import Outgoing, PublishError, outgoing
 from events.codec import complete_intent
@@ -20,6 +23,15 @@ from gateway.routes_auth import read_json
 from gateway.state import GATEWAY, Gateway
 
 _intent_decoder = msgspec.json.Decoder(OrderIntent)
+# To add a client_order_id to a body that has none, it is decoded and encoded again: a JSON number
+# stays its exact literal (a Decimal, written back as a number), never a binary float.
+_raw_decoder = msgspec.json.Decoder(float_hook=Decimal)
+_raw_encoder = msgspec.json.Encoder(decimal_format="number")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY = 255
+# What a retry under the same Idempotency-Key must repeat; a different value means a different order.
+# (The account is part of the intent id itself: the same key for another account is another order.)
+_SAME_ORDER_FIELDS = ("symbol", "side", "quantity", "limit_price", "time_in_force")
 
 
 class KillSwitchRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,16 +65,89 @@ async def publish_durably(gateway: Gateway, item: Outgoing) -> dict[str, object]
     return {"stream": ack.stream, "stream_seq": ack.seq, "duplicate": bool(ack.duplicate), "durable": durable}
 
 
-async def place_order(request: web.Request) -> web.Response:
-    """POST /v1/orders: validate an order intent, publish it, and answer 202 with its id once durable."""
-    claims = await authenticate(request, "trader", "admin")
-    intent = await read_json(request, _intent_decoder)
+def http_client_order_id(subject: str, idempotency_key: str | None) -> str:
+    """The client_order_id the gateway makes for an HTTP order sent without one.
+
+    From an Idempotency-Key it is derived (per user), so a retry is the same intent id and JetStream
+    drops the copy; without one it is fresh (time-ordered, so it sorts by creation).
+    """
+    if idempotency_key is None:
+        return f"gw-{new_event_id()}"
+    digest = hashlib.sha256(f"{subject}\0{idempotency_key}".encode()).hexdigest()[:40]
+    return f"idem-{digest}"
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable() or not key.isascii():
+        raise bad_request(f"{IDEMPOTENCY_HEADER} has {len(key)} characters; it must be 1 to "
+                          f"{MAX_IDEMPOTENCY_KEY} printable ASCII characters")
+    return key
+
+
+async def read_intent(request: web.Request, subject: str) -> OrderIntent:
+    """The order intent in the body, with a client_order_id made by the gateway when the body has none."""
+    raw = await request.read()
+    body: Any = None
+    try:
+        body = _raw_decoder.decode(raw) if raw else None
+    except msgspec.DecodeError:
+        pass  # the intent decoder below reports the malformed JSON with its position
+    if isinstance(body, dict) and body.get("client_order_id") is None:
+        body["client_order_id"] = http_client_order_id(subject, _idempotency_key(request))
+        raw = _raw_encoder.encode(body)
+    if not raw:
+        raise bad_request("the request body is empty; send JSON")
+    try:
+        intent = _intent_decoder.decode(raw)
+    except (msgspec.DecodeError, ValueError, ArithmeticError) as exc:
+        raise bad_request(str(exc) or type(exc).__name__) from exc
     assert isinstance(intent, OrderIntent)
+    return intent
+
+
+async def _check_same_order(gateway: Gateway, intent: OrderIntent, key: str, stream: str, seq: int) -> None:
+    """422 when an Idempotency-Key already names an order with a different symbol, side, size, price, TIF or algo.
+
+    A duplicate's ack carries the first message's sequence: that stored intent is what the key named.
+    """
+    assert gateway.bus is not None
+    try:
+        stored = await gateway.bus.js.get_msg(stream, seq)
+        first = _intent_decoder.decode(stored.data or b"")
+    except (NatsError, msgspec.DecodeError, ValueError) as exc:
+        raise ApiError(503, "unavailable", f"could not read back order {intent.id} ({stream} #{seq}) to compare "
+                                          f"it with this retry: {type(exc).__name__}") from exc
+    different = [name for name in _SAME_ORDER_FIELDS if getattr(first, name) != getattr(intent, name)]
+    if first.algo_kind != intent.algo_kind or first.algo != intent.algo:
+        different.append("algo")
+    if different:
+        raise ApiError(422, "idempotency_key_reused",
+                       f"{IDEMPOTENCY_HEADER} {key!r} was first used for order {intent.id} with a different "
+                       f"{', '.join(different)}; use a new key for a new order")
+
+
+async def place_order(request: web.Request) -> web.Response:
+    """POST /v1/orders: validate an order intent, publish it, and answer 202 with its id once durable.
+
+    `client_order_id` is optional over HTTP: the gateway makes one (from the Idempotency-Key header
+    when given, so a retry is one order) and returns it.
+    """
+    claims = await authenticate(request, "trader", "admin")
+    key = _idempotency_key(request)
+    intent = await read_intent(request, claims.subject)
     await require_account(request, claims, intent.account)
     # The id is derived from account + client order id when absent, so a retried POST is one order.
     completed = complete_intent(intent, time.time_ns())
     completed = msgspec.structs.replace(completed, correlation_id=completed.id)
-    outcome = await publish_durably(request.app[GATEWAY], outgoing(completed))
+    gateway = request.app[GATEWAY]
+    outcome = await publish_durably(gateway, outgoing(completed))
+    stream, seq = outcome["stream"], outcome["stream_seq"]
+    if outcome["duplicate"] and key is not None:
+        assert isinstance(stream, str) and isinstance(seq, int)
+        await _check_same_order(gateway, completed, key, stream, seq)
     return web.json_response({"order_id": completed.id, "client_order_id": completed.client_order_id, **outcome},
                              status=202)
 

@@ -13,6 +13,7 @@ from events.codec import EVENT_TYPES_BY_NAME
 from events.schema import all_schemas, event_schema
 from events.trading import OrderIntent
 from gateway import routes_ws
+from gateway.depth import DEFAULT_LEVELS, MAX_LEVELS, BookList, Depth
 from gateway.errors import not_found
 from gateway.routes_auth import (
     Disabled,
@@ -24,7 +25,7 @@ from gateway.routes_auth import (
     SessionList,
     UserList,
 )
-from gateway.routes_orders import KillSwitchRequest
+from gateway.routes_orders import IDEMPOTENCY_HEADER, MAX_IDEMPOTENCY_KEY, KillSwitchRequest
 from gateway.routes_portfolio import RebalancePreview, TargetsAccepted, TargetsRequest
 from gateway.routes_query import DEFAULT_LIMIT, MAX_LIMIT, QueryRequest
 from gateway.routes_reports import BlotterAnswer, DailyAnswer, MetricsAnswer, TcaAnswer
@@ -153,10 +154,14 @@ class Health(msgspec.Struct):
 
 
 class Readiness(msgspec.Struct):
-    """GET /readyz (200 ready, 503 not)."""
+    """GET /readyz (200 ready, 503 not): the gateway's checks, each configured service's /readyz answer
+    (with its lag), and what it still waits for (failed checks, services, markets without a book or a
+    last trade, as `venue:symbol`)."""
 
     ready: bool
     checks: dict[str, Any]
+    services: dict[str, dict[str, Any]]
+    waiting_for: dict[str, list[str]]
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,7 @@ class Route:
     roles: tuple[str, ...] | None = ()
     query: tuple[Param, ...] = ()
     errors: tuple[int, ...] = ()
+    headers: tuple[Param, ...] = ()
 
 
 _STR = {"type": "string"}
@@ -192,9 +198,13 @@ CAPITAL = Param("capital", {"type": "number", "exclusiveMinimum": 0},
                 "Capital the daily P&L is a return on (required).")
 DATE = Param("date", {"type": "string", "format": "date"}, "Only this UTC day, YYYY-MM-DD (required for daily).")
 READERS = ("viewer", "trader", "risk", "admin")
+IDEMPOTENCY = Param(IDEMPOTENCY_HEADER, {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+                    "Makes a retry one order: without client_order_id in the body, the gateway derives the "
+                    "client_order_id from this key (per user), so the same body sent again with the same key "
+                    "answers the same order_id with duplicate true; the same key with a different order is 422.")
 ROUTES: list[Route] = [
     Route("post", "/v1/auth/login", "Log in with password and TOTP; returns a 12 h JWT", 200, LoginResponse,
-          LoginRequest, None),
+          LoginRequest, None, errors=(401,)),
     Route("post", "/v1/auth/logout", "Revoke the caller's token", 200, Revoked),
     Route("get", "/v1/auth/me", "The caller's identity, roles and accounts", 200, Identity),
     Route("post", "/v1/auth/users", "Enrol a user; the answer carries the TOTP provisioning URI once", 201, Enrolled,
@@ -208,7 +218,7 @@ ROUTES: list[Route] = [
     Route("get", "/v1/auth/sessions", "Live tokens (neither expired nor revoked): ids, holders, times", 200,
           SessionList, roles=("admin",)),
     Route("post", "/v1/orders", "Submit an order intent (acknowledged once in the WAL)", 202, OrderAccepted,
-          OrderIntent, ("trader", "admin"), errors=(503, 504)),
+          OrderIntent, ("trader", "admin"), errors=(422, 503, 504), headers=(IDEMPOTENCY,)),
     Route("get", "/v1/orders", "Parent orders, newest first", 200, OrderList, roles=READERS,
           query=(Param("status", _STR, "Only orders in this state."), Param("symbol", _STR, "Only this symbol."),
                  ACCOUNT, LIMIT), errors=(503,)),
@@ -232,6 +242,11 @@ ROUTES: list[Route] = [
                  Param("venue", _STR, "Only this venue."), ACCOUNT, LIMIT), errors=(503,)),
     Route("get", "/v1/book/{venue}/{symbol}", "The latest book top", 200, TopRow, roles=READERS, query=(ACCOUNT,),
           errors=(503,)),
+    Route("get", "/v1/depth", "The order books the gateway holds (from the book events on the bus)", 200, BookList,
+          roles=READERS),
+    Route("get", "/v1/depth/{venue}/{symbol}", "Depth ladder: the best levels of each side, best first", 200, Depth,
+          roles=READERS, query=(Param("levels", {"type": "integer", "minimum": 1, "maximum": MAX_LEVELS},
+                                      f"Levels per side (default {DEFAULT_LEVELS})."),)),
     Route("get", "/v1/audit/orders/{order_id}", "Every event of an order in log order, with WAL positions", 200,
           AuditTrail, roles=READERS, query=(ACCOUNT,), errors=(503,)),
     Route("post", "/v1/query", "Read-only SQL (one SELECT) over the caller's visible projection tables", 200,
@@ -264,7 +279,8 @@ ROUTES: list[Route] = [
     Route("get", "/metrics", "Prometheus metrics (text exposition format)", 200, roles=None),
 ]
 _ERRORS = {400: "invalid request (the detail names the field)", 401: "no valid token", 403: "not allowed",
-           404: "not found", 413: "body too large", 429: "rate limited (see Retry-After)",
+           404: "not found", 413: "body too large",
+           422: "the Idempotency-Key was first used for a different order", 429: "rate limited (see Retry-After)",
            503: "a dependency (bus, projections) is not available", 504: "published but not yet durable"}
 # Shown for /v1/ws: the protocol after the upgrade, which OpenAPI cannot describe by itself.
 WS_PROTOCOL = (routes_ws.__doc__ or "").split("Protocol (JSON text frames both ways):", 1)[-1].split("Fan-out:")[0]
@@ -277,6 +293,8 @@ def _operation(route: Route) -> dict[str, Any]:
                   for name in route.path.split("/") if name.startswith("{")]
     parameters += [{"name": p.name, "in": "query", "required": False, "schema": p.schema,
                     "description": p.description} for p in route.query]
+    parameters += [{"name": p.name, "in": "header", "required": False, "schema": p.schema,
+                    "description": p.description} for p in route.headers]
     if parameters:
         operation["parameters"] = parameters
     if route.body is not None:
@@ -310,7 +328,8 @@ def openapi_document() -> dict[str, Any]:
     _, components = msgspec.json.schema_components(sorted(types, key=lambda t: t.__name__),
                                                    ref_template="#/components/schemas/{name}")
     intent = dict(components["OrderIntent"])
-    intent["required"] = [f for f in intent.get("required", []) if f not in ("type", "id", "ts")]
+    # Over HTTP the gateway fills id and ts, and makes a client_order_id when the body has none.
+    intent["required"] = [f for f in intent.get("required", []) if f not in ("type", "id", "ts", "client_order_id")]
     components["OrderIntent"] = intent
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:

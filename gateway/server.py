@@ -12,6 +12,7 @@ from aiohttp import web
 
 from events.bus import Bus
 from gateway.app import create_app
+from gateway.readiness import ReadinessConfig, parse_market, parse_service
 from gateway.state import Gateway, GatewayConfig
 from projections.memory import use_returnable_memory
 from projections.service import Projections
@@ -40,12 +41,16 @@ class RunningGateway:
 SPILL_AFTER_ROWS = 20_000
 
 
-async def start_gateway(bus: Bus, *, data_dir: Path, host: str, port: int,
-                        durable_ack: bool = True) -> RunningGateway:
-    """Open secrets and projections under `data_dir` and serve HTTP on host:port."""
+async def start_gateway(bus: Bus, *, data_dir: Path, host: str, port: int, durable_ack: bool = True,
+                        readiness: ReadinessConfig | None = None) -> RunningGateway:
+    """Open secrets and projections under `data_dir` and serve HTTP on host:port.
+
+    `readiness` names the markets and services /readyz waits for besides the gateway's own checks.
+    """
     use_returnable_memory()
     projections = Projections(data_dir / "wal", data_dir / "projections", spill_after_rows=SPILL_AFTER_ROWS)
-    gateway = Gateway.open(GatewayConfig(data_dir=data_dir, durable_ack=durable_ack), bus, projections)
+    config = GatewayConfig(data_dir=data_dir, durable_ack=durable_ack, readiness=readiness or ReadinessConfig())
+    gateway = Gateway.open(config, bus, projections)
     stop = asyncio.Event()
     task = asyncio.create_task(projections.follow(bus, stop))
     runner = web.AppRunner(create_app(gateway), access_log=None)
@@ -63,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, default=8080, help="HTTP port (default 8080)")
     parser.add_argument("--no-durable-ack", action="store_true",
                         help="answer orders once JetStream has them, without waiting for the recorder's WAL")
+    parser.add_argument("--ready-book", action="append", default=[], type=parse_market, metavar="VENUE:SYMBOL",
+                        help="/readyz waits until this market has a two-sided book top (repeatable)")
+    parser.add_argument("--ready-trade", action="append", default=[], type=parse_market, metavar="VENUE:SYMBOL",
+                        help="/readyz waits until this market has a last trade (repeatable)")
+    parser.add_argument("--ready-service", action="append", default=[], type=parse_service, metavar="NAME=URL",
+                        help="/readyz waits until this service's /readyz URL answers 200, and shows its lag "
+                             "(repeatable)")
     parser.add_argument("--log-level", default="INFO")
 
 
@@ -81,7 +93,9 @@ async def _serve(args: argparse.Namespace) -> int:
     await bus.ensure_streams()
     stop = stop_on_signals()
     running = await start_gateway(bus, data_dir=Path(args.data_dir), host=args.host, port=args.http_port,
-                                  durable_ack=not args.no_durable_ack)
+                                  durable_ack=not args.no_durable_ack,
+                                  readiness=ReadinessConfig(books=tuple(args.ready_book), trades=tuple(args.ready_trade),
+                                                            services=tuple(args.ready_service)))
     try:
         await stop.wait()
     finally:

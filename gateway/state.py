@@ -16,6 +16,7 @@ from aiohttp import web
 
 from events.bus import Bus
 from gateway.ratelimit import TokenBuckets
+from gateway.readiness import ReadinessConfig
 from gateway.secrets import jwt_signing_key, jwt_verify_only_keys, load_master_key
 from gateway.sessions import SharedSessions, throttle_key
 from gateway.tokens import Claims, Revocation, TokenIssuer
@@ -43,6 +44,8 @@ class GatewayConfig:
     durable_timeout_s: float = 5.0
     # /readyz fails while more live events than this wait to be folded into the projections.
     max_ready_lag: int = 10_000
+    # Markets that must be tradable and services that must be ready before /readyz says 200 (sq up).
+    readiness: ReadinessConfig = field(default_factory=ReadinessConfig)
 
     @property
     def secrets_dir(self) -> Path:

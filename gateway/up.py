@@ -21,8 +21,10 @@ from events._process import die_with_parent
 from events.broker import Broker, BrokerNotFound, BrokerStartError, embedded_broker, free_port
 from events.bus import Bus, resolve_url
 from events.logs import configure_logging
+from gateway.readiness import ReadinessConfig
 from gateway.secrets import write_private
 from gateway.server import start_gateway
+from gateway.up_ready import demo_markets, wait_until_tradable
 from gateway.users import UserStore
 from processors.runtime import stop_on_signals
 
@@ -32,7 +34,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 DEMO_USER = "demo"
 DEMO_ACCOUNT = "ACC1"
 MARKET_FILES = ("cryptofeed_BINANCE.http.0.0", "cryptofeed_BINANCE.ws.1.0")
-# Ten real 1m ADABTC klines, replayed 60x faster so the candles route has something to show.
+# Ten real 1m ADABTC klines, replayed at 1x (one a minute) so the candles route has a symbol without trades.
 BAR_FILE = "nautilus_ADABTC-1m-2021-11-27.csv"
 
 
@@ -113,6 +115,17 @@ def _ensure_demo_user(data_dir: Path) -> tuple[str, str | None]:
     return password_file.read_text().strip() if password_file.exists() else "(set when it was created)", None
 
 
+def _probe_port(name: str) -> int:
+    """The process's usual probe port when it has one and it is free, else any free one."""
+    default = PROBE_PORTS.get(name)
+    return default if default is not None and _port_free(default) else free_port()
+
+
+# The usual probe port of each process `sq up` starts (ARCHITECTURE.md); connectors share 50052.
+PROBE_PORTS = {"recorder": 50059, "risk": 50053, "router": 50054, "venue-sim": 50058, "aggregator": 50057,
+               "portfolio": 50055, "connector": 50052, "connector-bars": 50062}
+
+
 def _children(data_dir: Path, url: str, execution: Path, limits: Path, with_market: bool) -> list[Child]:
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -127,13 +140,24 @@ def _children(data_dir: Path, url: str, execution: Path, limits: Path, with_mark
     ]
     if with_market:
         market = [str(SAMPLES / name) for name in MARKET_FILES]
+        # Every replayed source runs at 1x shifted to now, so no event is stamped ahead of the clock
+        # (ARCHITECTURE.md principle 11); the aggregator makes the traded symbols' candles.
         specs.append(("connector", ["processor", "connector", *market, "--nats-url", url, "--loop",
-                                    "--shift-to-now", "--source", "demo-replay", "--port", "0"]))
+                                    "--shift-to-now", "--source", "demo-replay"]))
         specs.append(("connector-bars", ["processor", "connector", str(SAMPLES / BAR_FILE), "--nats-url", url,
-                                         "--loop", "--shift-to-now", "--speed", "60", "--venue", "binance",
-                                         "--symbol", "ADABTC", "--interval", "1m", "--source", "demo-bars",
-                                         "--port", "0"]))
-    return [Child(name, args, logs / f"{name}.log") for name, args in specs]
+                                         "--loop", "--shift-to-now", "--venue", "binance",
+                                         "--symbol", "ADABTC", "--interval", "1m", "--source", "demo-bars"]))
+    # Probes on loopback, each on a known port, so the gateway's /readyz can ask them.
+    return [Child(name, [*args, "--host", "127.0.0.1", "--port", str(_probe_port(name))],
+                  logs / f"{name}.log") for name, args in specs]
+
+
+def _readiness(children: list[Child], with_market: bool) -> ReadinessConfig:
+    """What the gateway waits for before the banner: every process's probe, and a tradable demo market."""
+    services = tuple((child.name, f"http://127.0.0.1:{child.args[child.args.index('--port') + 1]}/readyz")
+                     for child in children)
+    books, trades = demo_markets(SAMPLES / name for name in MARKET_FILES) if with_market else ((), ())
+    return ReadinessConfig(books=books, trades=trades, services=services)
 
 
 async def run_stack(*, data_dir: Path, http_port: int, nats_url: str | None) -> int:
@@ -170,11 +194,16 @@ async def run_stack(*, data_dir: Path, http_port: int, nats_url: str | None) -> 
         children = _children(data_dir, url, execution, limits, with_market)
         for child in children:
             await child.start()
-        running = await start_gateway(bus, data_dir=data_dir, host="127.0.0.1", port=http_port)
-        _print_banner(url, data_dir, http_port, password, uri, with_market)
-        await _supervise(children, stop)
+        supervising = asyncio.create_task(_supervise(children, stop))
+        running = await start_gateway(bus, data_dir=data_dir, host="127.0.0.1", port=http_port,
+                                      readiness=_readiness(children, with_market))
+        print("ShrivenQuant is starting: the banner follows once every demo market is tradable.", flush=True)
+        if await wait_until_tradable(running.gateway, stop, say=lambda line: print(line, flush=True)):
+            _print_banner(url, data_dir, http_port, password, uri, with_market)
+        await supervising
     finally:
         print("\nstopping…", flush=True)
+        stop.set()  # the supervisor must not restart what is being stopped, whatever ended the run
         if running is not None:
             await running.close()
         await _stop_children(children)
@@ -204,7 +233,7 @@ def _print_banner(url: str, data_dir: Path, http_port: int, password: str, uri: 
     market = ("replaying real Binance spot data (NKNUSDT, BLZETH, LRCBTC, RUNEEUR) in a loop, shifted to now"
               if with_market else "no sample data found (data/samples): no market replay")
     print(f"""
-ShrivenQuant is up.
+ShrivenQuant is up: every demo market has a book (and a last trade where the recording trades).
   gateway   {base}   (OpenAPI: {base}/openapi.json, metrics: {base}/metrics)
   broker    {url}
   data      {data_dir}   (WAL: wal/, logs: logs/, config: config/)

@@ -263,6 +263,10 @@ class ProcessorHost(Generic[State]):
             SNAPSHOT_FAILURES.labels(self.name).inc()
             log.exception("snapshot not written", extra={"processor": self.name, "generation": header.generation})
 
+    def lag(self) -> int | None:
+        """Live events received but not yet applied (None until the host follows the broker)."""
+        return self._feed.lag() if self._feed is not None else None
+
     def _drain(self) -> list[Envelope]:
         assert self._feed is not None
         batch = self._feed.drain(self.max_batch - 1)

@@ -45,6 +45,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_port: int, 
     parser.add_argument("--data-dir", default="var", help="data directory; the WAL is read from DATA_DIR/wal")
     parser.add_argument("--port", type=int, default=default_port,
                         help=f"port for /healthz, /readyz and /metrics (default {default_port})")
+    parser.add_argument("--host", default="0.0.0.0",
+                        help="address the probes listen on (default 0.0.0.0 for containers; `sq up` uses 127.0.0.1)")
     parser.add_argument("--log-level", default="INFO", help="log level (default INFO)")
     if snapshots:
         parser.add_argument("--snapshot-every-events", type=_positive_int, default=DEFAULT_SNAPSHOT_EVENTS,
@@ -80,6 +82,12 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
+def host_details(host: ProcessorHost[Any]) -> dict[str, Any]:
+    """What a processor's /readyz adds: events applied and live events received but not yet applied."""
+    # The live feed exists once the host has caught up from the WAL; before that the lag is unknown.
+    return {"applied_events": host.applied, "lag_events": host.lag()}
+
+
 async def run_core(name: str, args: argparse.Namespace, *, streams: Sequence[str], state: Any,
                    decide: Callable[[Any, AnyEvent], list[Event]], evolve: Callable[[Any, AnyEvent], Any],
                    state_version: int, subscriptions: Sequence[str], apply_outputs: bool = False,
@@ -105,7 +113,8 @@ async def run_core(name: str, args: argparse.Namespace, *, streams: Sequence[str
                          apply_outputs=apply_outputs, on_live=on_live, snapshots=snapshots,
                          snapshot_every_events=args.snapshot_every_events,
                          snapshot_every_s=args.snapshot_every_s)
-    http = await start_service_http(args.port, ready=host.caught_up.is_set)
+    http = await start_service_http(args.port, ready=host.caught_up.is_set, host=args.host,
+                                    details=lambda: host_details(host))
     stop = stop_on_signals()
     log.info("started", extra={"processor": name, "streams": list(streams), "port": args.port})
     beside = [asyncio.create_task(companion(bus, stop)) for companion in companions]

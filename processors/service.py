@@ -9,7 +9,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
-DETAIL: web.AppKey[Callable[[], dict[str, Any]] | None] = web.AppKey("detail")
+# What /readyz reports beside `ready` (a processor's lag), so an operator or the gateway's health
+# strip can see how far behind a service is, not only whether it is.
+DETAILS: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("details")
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -18,23 +20,22 @@ async def _healthz(request: web.Request) -> web.Response:
 
 async def _readyz(request: web.Request) -> web.Response:
     ready = request.app[READY]()
-    detail = request.app[DETAIL]
-    return web.json_response({"ready": ready, **(detail() if detail is not None else {})},
-                             status=200 if ready else 503)
+    return web.json_response({"ready": ready, **request.app[DETAILS]()}, status=200 if ready else 503)
 
 
 async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def start_service_http(port: int, ready: Callable[[], bool], host: str = "0.0.0.0", *,
-                             detail: Callable[[], dict[str, Any]] | None = None) -> web.AppRunner:
+async def start_service_http(port: int, ready: Callable[[], bool], host: str = "0.0.0.0",
+                             details: Callable[[], dict[str, Any]] | None = None) -> web.AppRunner:
     """Serve the probes and metrics on `port` (0 picks a free one); returns the runner to clean up.
 
-    `detail` adds fields to /readyz's JSON (what the service is waiting for, what is at risk)."""
+    `details` adds fields to the /readyz answer (e.g. `lag_events`); they must hold no secret.
+    """
     app = web.Application()
     app[READY] = ready
-    app[DETAIL] = detail
+    app[DETAILS] = details or dict
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
@@ -53,4 +54,4 @@ def bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("service is not listening")
 
 
-__all__ = ["READY", "bound_port", "start_service_http"]
+__all__ = ["DETAILS", "READY", "bound_port", "start_service_http"]

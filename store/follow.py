@@ -196,7 +196,7 @@ class LiveFeed:
                 info = await subscription.consumer_info()
                 # Filtered, the last message delivered may come before `end`: stop when the server
                 # says nothing more is pending (or at once when nothing matched at all).
-                pending = info.num_pending + info.delivered.consumer_seq
+                pending = (info.num_pending or 0) + (info.delivered.consumer_seq if info.delivered else 0)
                 while seq < end and pending:
                     msg = await subscription.next_msg(timeout=10)
                     envelope = await self._envelope(msg)

@@ -292,7 +292,7 @@ async def _serve(args: argparse.Namespace) -> int:
         return [problem for recorder in recorders for problem in recorder.problems()]
 
     http = await start_service_http(args.port, ready=lambda: not stop.is_set() and not problems(),
-                                    detail=lambda: {"problems": problems()})
+                                    details=lambda: {"problems": problems()}, host=args.host)
     try:
         await record(bus, Path(args.data_dir) / "wal", [s for s in args.streams.split(",") if s], stop,
                      seal_every_s=args.seal_every_s, recorders=recorders)

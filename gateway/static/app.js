@@ -9,10 +9,11 @@
   const WORKING = new Set(["PENDING_RISK", "ACCEPTED", "WORKING", "PARTIALLY_FILLED"]);
   const WS_PATTERNS = ["sq.exec.report.>", "sq.ctl.killswitch.>", "sq.ctl.state.>", "sq.ctl.breaker.>"];
   const TOKEN_KEY = "sq.token";
+  const DEPTH_LEVELS = 10;
 
   const state = {
     token: null, me: null, ws: null, wsAttempts: 0, wsTimer: null, refreshTimer: null, soon: null,
-    seenFills: new Set(), killswitch: new Map(), pnl: [], candles: [],
+    seenFills: new Set(), killswitch: new Map(), pnl: [], candles: [], tcaOrder: null,
   };
   const $ = (id) => document.getElementById(id);
 
@@ -133,6 +134,7 @@
     $("login-panel").hidden = true;
     $("session").hidden = false;
     $("dashboard").hidden = false;
+    $("health").hidden = false;
     const accounts = $("ticket-accounts");
     accounts.replaceChildren(...state.me.accounts.map((name) => {
       const option = document.createElement("option");
@@ -157,6 +159,7 @@
     if (state.ws) { const ws = state.ws; state.ws = null; ws.close(1000, "signed out"); }
     setLive(false);
     $("dashboard").hidden = true;
+    $("health").hidden = true;
     $("session").hidden = true;
     $("login-panel").hidden = false;
   }
@@ -227,7 +230,8 @@
 
   async function refresh() {
     if (!state.token) return;
-    const jobs = [loadPositions(), loadOrders(), loadPnl(), loadDecisions()];
+    const jobs = [loadPositions(), loadOrders(), loadPnl(), loadDecisions(), loadHealth(), loadDepth()];
+    if (state.tcaOrder) jobs.push(loadTca(state.tcaOrder));
     if (state.seenFills.size === 0) jobs.push(loadFills());
     if ($("candles-symbol").value.trim()) jobs.push(loadCandles());
     const results = await Promise.allSettled(jobs);
@@ -263,6 +267,16 @@
       if (o.reasons) status.title = o.reasons;
       const actions = cell(row, "");
       actions.textContent = "";
+      if (o.completed) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "secondary small";
+        button.textContent = "TCA";
+        button.dataset.tca = o.order_id;
+        button.setAttribute("aria-label", `Transaction cost of order ${o.client_order_id}`);
+        button.addEventListener("click", () => attempt(button, () => loadTca(o.order_id)));
+        actions.appendChild(button);
+      }
       if (mayCancel && WORKING.has(o.status) && !o.cancel_requested) {
         const button = document.createElement("button");
         button.type = "button";
@@ -328,6 +342,98 @@
       cell(row, d.reasons, "wrap");
       return row;
     });
+  }
+
+  // ---- health, depth and TCA -------------------------------------------------------------------
+
+  function healthItem(name, ready, lag, title) {
+    const item = document.createElement("li");
+    item.dataset.service = name;
+    item.dataset.ready = String(ready);
+    item.className = `badge ${ready ? "badge-ok" : "badge-bad"}`;
+    item.textContent = `${name} ${ready ? "ready" : "not ready"}${lag === null || lag === undefined ? "" : ` · lag ${lag}`}`;
+    if (title) item.title = title;
+    return item;
+  }
+
+  async function loadHealth() {
+    // /readyz answers 503 with the same JSON while something is missing: read it either way.
+    let body;
+    try {
+      const response = await fetch("/readyz", { cache: "no-store", credentials: "omit" });
+      body = await response.json();
+    } catch (exc) {
+      $("health-list").replaceChildren(healthItem("gateway", false, null, String(exc.message || exc)));
+      $("health-summary").textContent = "the gateway did not answer its readiness probe";
+      return;
+    }
+    const checks = body.checks || {};
+    const own = Object.entries(checks).every(([key, value]) => key === "projection_lag_events" || value);
+    const items = [healthItem("gateway", own, checks.projection_lag_events,
+      Object.entries(checks).map(([k, v]) => `${k}: ${v}`).join(", "))];
+    for (const [name, answer] of Object.entries(body.services || {})) {
+      items.push(healthItem(name, Boolean(answer.ready), answer.lag_events, answer.error || ""));
+    }
+    $("health-list").replaceChildren(...items);
+    const waiting = body.waiting_for || {};
+    const missing = [...(waiting.book || []).map((m) => `book ${m}`),
+      ...(waiting.last_trade || []).map((m) => `last trade ${m}`)];
+    $("health-summary").textContent = body.ready ? "ready: every market tradable"
+      : `waiting for ${[...(waiting.checks || []), ...(waiting.services || []), ...missing].join(", ") || "…"}`;
+  }
+
+  async function loadDepth() {
+    const { books } = await api("GET", "/v1/depth");
+    const select = $("depth-book");
+    const chosen = select.value;
+    const keys = books.map((b) => `${b.venue}/${b.symbol}`);
+    if (keys.join(",") !== [...select.options].map((o) => o.value).join(",")) {
+      select.replaceChildren(...books.map((b) => {
+        const option = document.createElement("option");
+        option.value = `${b.venue}/${b.symbol}`;
+        option.textContent = `${b.symbol} (${b.venue})`;
+        return option;
+      }));
+      const preferred = keys.includes(chosen) ? chosen
+        : (books.find((b) => b.synced && b.symbol === $("candles-symbol").value.trim()) || books.find((b) => b.synced)
+          || books[0] || {});
+      select.value = typeof preferred === "string" ? preferred : `${preferred.venue}/${preferred.symbol}`;
+    }
+    if (!select.value) { fillTable("depth", [], () => null); $("depth-summary").textContent = ""; return; }
+    const [venue, symbol] = select.value.split("/");
+    const path = `/v1/depth/${encodeURIComponent(venue)}/${encodeURIComponent(symbol)}?levels=${DEPTH_LEVELS}`;
+    const book = await api("GET", path);
+    const rows = Array.from({ length: Math.max(book.bids.length, book.asks.length) }, (_, i) => i);
+    fillTable("depth", rows, (i) => {
+      const row = document.createElement("tr");
+      row.dataset.level = String(i + 1);
+      const bid = book.bids[i] || [null, null];
+      const ask = book.asks[i] || [null, null];
+      cell(row, bid[1], "num"); cell(row, bid[0], "num"); cell(row, ask[0], "num"); cell(row, ask[1], "num");
+      return row;
+    });
+    const best = book.bids.length && book.asks.length
+      ? ` · spread ${+(Number(book.asks[0][0]) - Number(book.bids[0][0])).toFixed(12)}` : "";
+    $("depth-summary").textContent = `${symbol} on ${venue}: ${book.bids.length} bid and ${book.asks.length} ask `
+      + `levels${best}${book.synced ? "" : " (out of sync: waiting for a snapshot)"} · ${fmtTime(book.ts)}`;
+  }
+
+  async function loadTca(orderId) {
+    const order = await api("GET", `/v1/orders/${encodeURIComponent(orderId)}`);
+    state.tcaOrder = orderId;
+    const bps = (value) => (value === null || value === undefined ? null : `${value} bps`);
+    $("tca").dataset.orderId = orderId;
+    $("tca-order").textContent = `${order.client_order_id} · ${order.side} ${order.quantity} ${order.symbol} · ${order.algo}`;
+    $("tca-status").textContent = dash(order.status);
+    $("tca-filled").textContent = dash(order.filled_quantity);
+    $("tca-arrival").textContent = dash(order.arrival_price);
+    $("tca-avg").textContent = dash(order.avg_price);
+    $("tca-shortfall").textContent = dash(bps(order.shortfall_bps));
+    $("tca-shortfall").className = `num ${sign(order.shortfall_bps === null ? null : -Number(order.shortfall_bps))}`;
+    $("tca-vwap").textContent = dash(bps(order.vwap_slippage_bps));
+    $("tca-fees").textContent = dash(order.fees);
+    $("tca").hidden = false;
+    $("tca-empty").hidden = true;
   }
 
   // ---- order ticket ----------------------------------------------------------------------------
@@ -559,6 +665,8 @@
     $("refresh").addEventListener("click", () => attempt($("refresh"), refresh));
     $("ticket").addEventListener("submit", placeOrder);
     $("ticket-algo").addEventListener("change", showAlgoFields);
+    $("depth-book").addEventListener("change", () => attempt(null, loadDepth));
+    $("depth-form").addEventListener("submit", (event) => { event.preventDefault(); attempt(null, loadDepth); });
     $("candles-form").addEventListener("submit", (event) => {
       event.preventDefault();
       attempt(null, loadCandles);

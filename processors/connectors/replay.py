@@ -53,8 +53,14 @@ def pace_delay(first_recorded_ns: int, recorded_ns: int, started: float, now: fl
 
 async def replay(bus: Bus, items: Iterable[Item], *, speed: float, source: str = "replay", name: str = "-",
                  batch_size: int = 512, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> ReplayStats:
-    """Publish every record; dead-letter bad lines; count skipped ones. Returns the totals."""
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, not_before_ts: bool = False,
+                 wall_ns: Callable[[], int] = time.time_ns) -> ReplayStats:
+    """Publish every record; dead-letter bad lines; count skipped ones. Returns the totals.
+
+    With `not_before_ts` (a replay shifted to now), no event is published before the wall clock has
+    reached its `ts`: the recorded receive time can trail the venue's event time by a few ms, and
+    no event may carry a time ahead of the broker's clock (ARCHITECTURE.md principle 11).
+    """
     stats = ReplayStats()
     pending: list[Outgoing] = []
     first_ns: int | None = None
@@ -74,6 +80,8 @@ async def replay(bus: Bus, items: Iterable[Item], *, speed: float, source: str =
                 if first_ns is None:
                     first_ns, started = recorded_ns, clock()
                 delay = pace_delay(first_ns, recorded_ns, started, clock(), speed)
+                if not_before_ts:
+                    delay = max(delay, (event.ts - wall_ns()) / 1e9)
                 if delay > 0:
                     await flush()
                     stats.slept_s += delay

@@ -71,7 +71,7 @@ async def replay_files(bus: Bus, config: ReplayConfig, stop: asyncio.Event) -> R
             items = shifted(records, offset, passes if loop else 0)
             pace = 0.0 if ".http." in path.name else speed
             stats = await replay(bus, items, speed=pace, source=config.source, name=path.name,
-                                 batch_size=config.batch_size)
+                                 batch_size=config.batch_size, not_before_ts=config.shift_to_now)
             total.published += stats.published
             total.dead_lettered += stats.dead_lettered
             total.skipped += stats.skipped
@@ -97,6 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", default=None, help="kline interval for files whose name does not say")
     parser.add_argument("--nats-url", default=None, help="NATS URL (default $SQ_NATS_URL or nats://127.0.0.1:4222)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="/healthz, /readyz, /metrics port")
+    parser.add_argument("--host", default="0.0.0.0", help="address the probes listen on (`sq up` uses 127.0.0.1)")
     parser.add_argument("--log-level", default="INFO")
 
 
@@ -122,7 +123,7 @@ async def _serve(args: argparse.Namespace) -> int:
     bus = await Bus.connect(resolve_url(args.nats_url), name=f"connector-{args.source}")
     await bus.ensure_streams()
     stop = stop_on_signals()
-    http = await start_service_http(args.port, ready=lambda: not stop.is_set())
+    http = await start_service_http(args.port, ready=lambda: not stop.is_set(), host=args.host)
     try:
         # A paced replay sleeps through recorded gaps: a signal must not wait for the file to end.
         stats = await unless_stopped(replay_files(bus, config, stop), stop)

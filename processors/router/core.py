@@ -62,11 +62,16 @@ SUBSCRIPTIONS = ("sq.ord.intent.>", "sq.ord.cancel.>", "sq.risk.decision.>", "sq
 
 
 def event_time(event: object) -> int:
-    """The time an event says it is (0 for events that do not move the router's clock)."""
+    """The time an event says it is (0 for events that do not move the router's clock).
+
+    Venue reports do not move it: their time is the venue's (a simulated venue's is the order's time
+    plus its modelled latency, ahead of the broker's clock), and a child stamped from it would carry
+    that lead into its own report, growing with each round trip (ARCHITECTURE.md principle 11).
+    """
     match event:
         case TimerFired(due_ts=due):
             return due
-        case ChildOrder() | ChildCancel() | ParentOrderCompleted():
+        case ChildOrder() | ChildCancel() | ParentOrderCompleted() | ExecutionReport():
             return 0
         case Event(ts=ts):
             return ts

@@ -1,4 +1,5 @@
-"""Schemathesis against /openapi.json of a running gateway with fed projections: no 5xx, no schema violations."""
+"""Schemathesis against /openapi.json of a running gateway with fed projections: no 5xx, no schema violations,
+and no status an operation does not document."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from events import Bar, Broker, Bus, ExecutionReport, OrderIntent, Trade, new_event_id
 from events.market import BookTop
@@ -126,7 +127,8 @@ def test_every_operation_answers_without_5xx_and_matches_its_documented_schema(s
             calls += 1
             response = case.call(base_url=served.base_url, session=session, headers=headers, timeout=10)
             try:
-                case.validate_response(response, checks=[not_a_server_error, response_schema_conformance],
+                case.validate_response(response, checks=[not_a_server_error, response_schema_conformance,
+                                                                 status_code_conformance],
                                        headers=headers)
             except AssertionError as exc:  # schemathesis raises a FailureGroup (an AssertionError) per case
                 failures.append(f"{case.operation.method.upper()} {case.operation.path}: {exc}")
@@ -148,3 +150,22 @@ def test_openapi_lists_every_registered_route(served: Served) -> None:
     positions = requests.get(f"{served.base_url}/v1/positions", headers={"Authorization": f"Bearer {served.token}"},
                              timeout=10).json()
     assert Decimal(positions["positions"][0]["quantity"]) == Decimal("0.5")
+
+
+def test_openapi_when_an_operation_has_known_error_answers_then_it_documents_each(served: Served) -> None:
+    document = requests.get(f"{served.base_url}/openapi.json", timeout=10).json()
+
+    def codes(method: str, path: str) -> set[str]:
+        return set(document["paths"][path][method]["responses"])
+
+    # Answers each route really gives (wrong password, throttled, oversize body, reused key, broker down …).
+    assert {"200", "400", "401", "413", "429"} <= codes("post", "/v1/auth/login")
+    assert {"202", "400", "401", "403", "413", "422", "429", "503", "504"} <= codes("post", "/v1/orders")
+    assert {"202", "400", "401", "403", "404", "429", "503", "504"} <= codes("delete", "/v1/orders/{order_id}")
+    assert {"200", "400", "401", "403", "404", "429", "503"} <= codes("get", "/v1/orders/{order_id}")
+    assert {"200", "400", "401", "403", "404", "429"} <= codes("get", "/v1/depth/{venue}/{symbol}")
+    assert {"200", "429", "503"} <= codes("get", "/readyz")
+    assert {"101", "400", "401", "403", "429"} <= codes("get", "/v1/ws")
+    header = [p for p in document["paths"]["/v1/orders"]["post"]["parameters"] if p["in"] == "header"]
+    assert [p["name"] for p in header] == ["Idempotency-Key"]
+    assert "client_order_id" not in document["components"]["schemas"]["OrderIntent"]["required"]

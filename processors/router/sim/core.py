@@ -1,9 +1,12 @@
 """Simulated venues' pure core: child orders matched against the market they mirror, with fees and latency.
 
 Each named venue mirrors the book and trades of a market venue (`market_venue`, e.g. the real
-`binance` feed) and charges its own fees; several can mirror the same market. No clock: a
-report's time is the order's (or cancel's) time plus the venue's latency, and a resting fill's
-time is the trade's.
+`binance` feed) and charges its own fees; several can mirror the same market. No wall clock: the
+venue keeps one clock per market (market venue and symbol) from that market's own trades and book
+events. A report's time is when the order (or cancel) reaches the venue — its time plus the venue's
+latency — but never earlier than the clock of the market it is matched against (a fill cannot
+precede the book it took); a resting fill's time is the trade's. Bars and other symbols' events
+never move a market's clock.
 
 Matching rules:
 - a child is rejected (no ACK) for an unknown symbol (not listed by the venue, or no market data
@@ -120,7 +123,7 @@ def _reject_reason(state: SimState, spec: VenueSpec, child: ChildOrder) -> str |
 def decide_child(state: SimState, spec: VenueSpec, child: ChildOrder) -> list[Event]:
     """ACK and immediate fills, or a reject, for a child arriving at `spec`."""
     reports = _Reports(state, child)
-    ts = child.ts + spec.latency_ns
+    ts = max(child.ts + spec.latency_ns, state.clock(spec.source, child.symbol))
     reason = _reject_reason(state, spec, child)
     levels, _ = ([], False) if reason else _liquidity(state, spec, child)
     available = sum((size for _, size in levels), ZERO)
@@ -196,7 +199,8 @@ def decide(state: SimState, event: object) -> list[Event]:
             order = state.orders.get(child_id)
             if spec is not None and order is not None:
                 reports = _Reports(state, event)
-                reports.add(order.child, "CANCELLED", event.ts + spec.latency_ns, cum=order.cum, leaves=ZERO,
+                ts = max(event.ts + spec.latency_ns, state.clock(spec.source, order.child.symbol))
+                reports.add(order.child, "CANCELLED", ts, cum=order.cum, leaves=ZERO,
                             reason=f"cancelled: {event.reason}")
                 return reports.out
         case Trade():
@@ -233,6 +237,7 @@ def _on_book(state: SimState, event: BookSnapshot | BookDelta) -> None:
         book = state.books[key] = MarketBook(state.config.price_scale, state.config.size_scale)
     book.apply(event)
     state.seen.add(key)
+    state.tick(event.venue, event.symbol, event.ts)
     for spec in state.config.venues:
         if spec.source != event.venue or (spec.name, event.symbol) not in state.consumed:
             continue
@@ -253,8 +258,10 @@ def evolve(state: SimState, event: object) -> SimState:
         case Trade(venue=venue, symbol=symbol, price=price):
             state.last_trades[(venue, symbol)] = price
             state.seen.add((venue, symbol))
+            state.tick(venue, symbol, event.ts)
         case BookTop(venue=venue, symbol=symbol):
             state.seen.add((venue, symbol))
+            state.tick(venue, symbol, event.ts)
         case ChildOrder(venue=venue, child_id=child_id):
             spec = state.config.venue(venue)
             if spec is not None and child_id not in state.orders and child_id not in state.finished:

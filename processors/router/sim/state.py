@@ -40,6 +40,9 @@ class SimState:
     books: dict[Key, MarketBook] = field(default_factory=dict)            # by (market venue, symbol)
     last_trades: dict[Key, Decimal] = field(default_factory=dict)         # by (market venue, symbol)
     seen: set[Key] = field(default_factory=set)                           # market data seen for
+    # Each market's own clock: the latest time of its trades and book events, by (market venue,
+    # symbol). Another symbol's events (or bars) never move it.
+    clocks: dict[Key, int] = field(default_factory=dict)
     # Liquidity our own taker fills took from a level, by (sim venue, symbol); a book update of
     # that level replaces it (the venue's new size already reflects whatever traded).
     consumed: dict[Key, dict[Level, Decimal]] = field(default_factory=dict)
@@ -49,6 +52,15 @@ class SimState:
     finished: Recent[str, None] = field(default_factory=Recent)
     resting: dict[Key, list[str]] = field(default_factory=dict)           # by (sim venue, symbol)
     seq: int = 0
+
+    def clock(self, source: str, symbol: str) -> int:
+        """The time of the latest trade or book event of `symbol` at market venue `source` (0 before any)."""
+        return self.clocks.get((source, symbol), 0)
+
+    def tick(self, source: str, symbol: str, ts: int) -> None:
+        """Move the clock of `symbol` at `source` forward to `ts` (never back)."""
+        if ts > self.clocks.get((source, symbol), 0):
+            self.clocks[(source, symbol)] = ts
 
     def book(self, source: str, symbol: str) -> MarketBook | None:
         """The book of `symbol` at market venue `source`, if any data has arrived for it."""
