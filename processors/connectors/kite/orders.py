@@ -19,6 +19,7 @@ from events.ids import derived_id
 from events.trading import ChildCancel, ChildOrder, ExecStatus, ExecutionReport
 from processors.connectors.kite.session import KiteError, KiteSession, kite_json
 from processors.connectors.kite.ticker import IST
+from processors.connectors.limits import KITE_LIMITS, LimitRefusal, VenueLimiter
 
 VENUE = "kite"
 Product = Literal["CNC", "MIS", "NRML"]
@@ -149,16 +150,22 @@ class KiteOrders:
     """Places and cancels child orders at Kite and turns order updates into ExecutionReports."""
 
     def __init__(self, session: KiteSession, instruments: dict[str, KiteInstrument],
-                 *, product: Product = "CNC") -> None:
+                 *, product: Product = "CNC", limiter: VenueLimiter | None = None) -> None:
         self.session = session
         self.instruments = instruments
         self.product = product
+        self.limiter = limiter or VenueLimiter("kite", KITE_LIMITS)
         self.tracks: dict[str, OrderTrack] = {}
+        self.placed: set[str] = set()      # child ids sent (or refused), so a redelivery is not sent again
 
     async def _call(self, method: str, path: str, form: dict[str, str] | None, step: str) -> dict[str, Any]:
+        # Placing, modifying and cancelling all count as orders at Kite (10/s, 200/min, 3000/day).
+        self.limiter.acquire({"orders": 1, "orders_minute": 1, "orders_day": 1, "requests": 1})
         for attempt in range(2):
             async with self.session.http.request(method, f"{self.session.urls.api}{path}", data=form,
                                                  headers=await self.session.headers()) as response:
+                if response.status in (418, 429):
+                    self.limiter.back_off(response.status, response.headers.get("Retry-After"))
                 try:
                     return await kite_json(response, step)
                 except KiteError as exc:
@@ -172,10 +179,11 @@ class KiteOrders:
     async def place(self, child: ChildOrder, *, recv_ts: int) -> ExecutionReport:
         """Send a child order; ACK with Kite's order id, or REJECTED with the reason."""
         instrument = self.instruments.get(child.symbol, KiteInstrument(child.symbol))
+        self.placed.add(child.child_id)
         try:
             form = order_form(child, instrument, product=self.product)
             data = await self._call("POST", "/orders/regular", form, "place order")
-        except (OrderMappingError, KiteError) as exc:
+        except (OrderMappingError, KiteError, LimitRefusal) as exc:
             return report(child, "REJECTED", ts=recv_ts, key="rejected", reason=str(exc))
         venue_order_id = str(data["order_id"])
         self.tracks[venue_order_id] = OrderTrack(child, venue_order_id)
