@@ -69,7 +69,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     """Run the whole stack on an embedded broker until Ctrl-C."""
     from gateway.up import run_stack
 
-    return asyncio.run(run_stack(data_dir=Path(args.data_dir), http_port=args.http_port, nats_url=args.nats_url))
+    return asyncio.run(run_stack(data_dir=Path(args.data_dir), http_port=args.http_port, nats_url=args.nats_url,
+                                 venue=args.venue, venue_markets=args.venue_markets, venue_options=args.venue_option))
 
 
 def _cmd_user_add(args: argparse.Namespace) -> int:
@@ -183,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--http-port", type=int, default=8080, help="gateway HTTP port (default 8080)")
     up.add_argument("--nats-url", default=None,
                     help="use a running NATS server instead of starting one (also $SQ_NATS_URL)")
+    up.add_argument("--venue", choices=("binance", "kite"), default=None,
+                    help="run this live venue (credentials from `sq creds`) instead of the simulated one")
+    up.add_argument("--venue-markets", default=None,
+                    help="with --venue: Binance symbols (BTCUSDT,...) or Kite instruments (NSE:INFY,...)")
+    up.add_argument("--venue-option", action="append", default=[], metavar="NAME=VALUE",
+                    help="with --venue: pass --NAME VALUE to the live runner (e.g. rest-url=https://testnet...)")
     up.set_defaults(func=_cmd_up)
 
     user = sub.add_parser("user", help="manage gateway users (works whether or not the stack is running)")
