@@ -42,7 +42,7 @@ from processors.runtime import stop_on_signals
 from processors.service import start_service_http
 
 log = logging.getLogger(__name__)
-DEFAULT_PORT = 50058
+DEFAULT_PORT = 50060
 RETRY_S = 30.0
 
 
@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trade", action="store_true", help="also execute child orders from sq.exec.child.kite.>")
     parser.add_argument("--product", choices=("CNC", "MIS", "NRML"), default="CNC", help="Kite product of orders")
     parser.add_argument("--postback-host", default="127.0.0.1", help="postback endpoint address (behind TLS proxy)")
-    parser.add_argument("--postback-port", type=int, default=50059, help="postback endpoint port (0: none)")
+    parser.add_argument("--postback-port", type=int, default=50061, help="postback endpoint port (0: none)")
     parser.add_argument("--data-dir", default="var", help="data directory (credentials in DATA_DIR/secrets)")
     parser.add_argument("--nats-url", default=None, help="NATS URL (default $SQ_NATS_URL or nats://127.0.0.1:4222)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="/healthz, /readyz, /metrics port")
