@@ -17,6 +17,7 @@ import asyncio
 import logging
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,6 +31,7 @@ from events.subjects import STREAM_TRADING, InvalidSubjectToken, token
 from events.trading import ChildCancel, ChildOrder
 from processors.connectors.binance.live import DEFAULT_STREAMS, BinanceFeed, BinanceUrls
 from processors.connectors.binance.orders import BinanceOrderError, BinanceOrders
+from processors.connectors.binance.restore import restore_book
 from processors.connectors.binance.userdata import UserDataStream, UserDataUrls
 from processors.connectors.credentials import CredentialError, CredentialStore
 from processors.connectors.limits import Limit, VenueLimiter
@@ -157,6 +159,9 @@ async def _serve(args: argparse.Namespace, symbols: list[str], streams: list[str
                                                Limit("weight", args.weight_per_minute, 60)))
             orders = BinanceOrders(http, args.rest_url, creds, recv_window_ms=args.recv_window_ms,  # type: ignore[arg-type]
                                    limiter=limiter)
+            restored = await restore_book(orders.book, bus, Path(args.data_dir) / "wal")
+            log.info("restored children from the log", extra={"events": restored,
+                                                               "working": len(orders.book.working())})
             user = UserDataStream(http, orders, sink, account=args.account, symbols=symbols,
                                   urls=UserDataUrls(ws_api=args.ws_api_url, ws_stream=args.ws_url),
                                   mode=args.user_stream)

@@ -78,6 +78,21 @@ class ExecutionBook:
         self.by_child: dict[str, Tracked] = {}
         self.by_order_id: dict[str, str] = {}
         self.duplicates = 0          # fills seen again (REST and stream both), counted not reported
+        self.published: set[str] = set()   # report ids an earlier run published (restored from the log)
+
+    def restore(self, event: object) -> None:
+        """Rebuild from the log after a restart: children we sent and what was reported of them."""
+        if isinstance(event, ChildOrder) and event.venue == VENUE:
+            self.track(event)
+        elif isinstance(event, ExecutionReport) and event.venue == VENUE:
+            tracked = self.by_child.get(event.child_id)
+            if tracked is None:
+                return
+            self.published.add(event.id)
+            self._know_order(tracked, event.venue_order_id)
+            tracked.acked = True
+            tracked.cum = max(tracked.cum, event.cum_quantity)
+            tracked.done = tracked.done or event.status in ("FILLED", "CANCELLED", "REJECTED")
 
     def track(self, child: ChildOrder) -> Tracked:
         """Start following a child about to be sent (idempotent)."""
@@ -111,7 +126,8 @@ class ExecutionBook:
              fee_asset: str | None, ts: int, maker: bool | None = None) -> list[ExecutionReport]:
         """A PARTIAL or FILLED report for a trade not seen before; nothing for a repeat."""
         key = str(trade_id)
-        if key in tracked.trades:
+        if key in tracked.trades or derived_id(tracked.child.child_id, f"binance:trade:{key}") in self.published:
+            tracked.trades.add(key)
             self.duplicates += 1
             return []
         tracked.trades.add(key)

@@ -149,6 +149,7 @@ class UserDataStream:
 
     async def _signature_once(self, stop: asyncio.Event, cause: str) -> bool:
         async with self.http.ws_connect(self.urls.ws_api, heartbeat=30) as ws:
+            self.orders.limiter.acquire({"weight": 2})
             request_id = str(uuid.uuid4())
             creds = self.orders.creds
             await ws.send_str(json.dumps(subscribe_request(creds.api_key, creds.api_secret, request_id=request_id,
@@ -163,7 +164,6 @@ class UserDataStream:
             if body.get("status") != 200:
                 error = body.get("error") or {}
                 raise SubscribeRefused(int(body.get("status") or 0), error.get("code"), str(error.get("msg", "")))
-            self.orders.limiter.acquire({"weight": 2})
             return await self._follow(ws, stop, "signature", cause, lambda _: None)
 
     async def _listen_key_once(self, stop: asyncio.Event, cause: str) -> bool:
