@@ -20,6 +20,7 @@ import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -37,6 +38,7 @@ from processors.connectors.kite.orders import KiteInstrument, KiteOrders, OrderM
 from processors.connectors.kite.postback import postback_app
 from processors.connectors.kite.session import KiteError, KiteSession, KiteUrls
 from processors.connectors.kite.stream import KiteTicker
+from processors.connectors.restore import restore_orders
 from processors.connectors.sink import FeedSink
 from processors.runtime import stop_on_signals
 from processors.service import start_service_http
@@ -147,6 +149,9 @@ async def _serve(args: argparse.Namespace, wanted: list[tuple[str, str]], creds:
         instruments = await cache.resolve(wanted)
         sink = FeedSink(bus, "kite")
         orders = KiteOrders(session, instruments, product=args.product) if args.trade else None
+        if orders is not None:
+            restored = await restore_orders("kite", orders.restore, bus, Path(args.data_dir) / "wal")
+            log.info("restored children from the log", extra={"events": restored, "tracked": len(orders.tracks)})
         ticker = KiteTicker(session, tokens_of(instruments), sink, orders=orders, mode=args.mode)
         service = await start_service_http(args.port, ready=ticker.connected.is_set)
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(ticker.run(stop))]

@@ -31,10 +31,10 @@ from events.subjects import STREAM_TRADING, InvalidSubjectToken, token
 from events.trading import ChildCancel, ChildOrder
 from processors.connectors.binance.live import DEFAULT_STREAMS, BinanceFeed, BinanceUrls
 from processors.connectors.binance.orders import BinanceOrderError, BinanceOrders
-from processors.connectors.binance.restore import restore_book
 from processors.connectors.binance.userdata import UserDataStream, UserDataUrls
 from processors.connectors.credentials import CredentialError, CredentialStore
 from processors.connectors.limits import Limit, VenueLimiter
+from processors.connectors.restore import restore_orders
 from processors.connectors.sink import FeedSink
 from processors.runtime import stop_on_signals
 from processors.service import start_service_http
@@ -159,7 +159,7 @@ async def _serve(args: argparse.Namespace, symbols: list[str], streams: list[str
                                                Limit("weight", args.weight_per_minute, 60)))
             orders = BinanceOrders(http, args.rest_url, creds, recv_window_ms=args.recv_window_ms,  # type: ignore[arg-type]
                                    limiter=limiter)
-            restored = await restore_book(orders.book, bus, Path(args.data_dir) / "wal")
+            restored = await restore_orders("binance", orders.book.restore, bus, Path(args.data_dir) / "wal")
             log.info("restored children from the log", extra={"events": restored,
                                                                "working": len(orders.book.working())})
             user = UserDataStream(http, orders, sink, account=args.account, symbols=symbols,

@@ -208,3 +208,23 @@ async def test_sq_processor_kite_logs_in_streams_trades_orders_and_checks_postba
     everything = output.decode() + "".join(msgspec.json.encode(e).decode() for e in seen())
     for secret in (CREDS.password, CREDS.api_secret, CREDS.totp_seed, *venue.access_tokens, forged["checksum"]):
         assert secret not in everything
+
+
+async def test_orders_restored_from_the_log_recognise_an_update_after_a_restart(http: aiohttp.ClientSession,
+                                                                                tmp_path: Path) -> None:
+    venue = standin()
+    async with serve(make_app(venue)) as base:
+        session = KiteSession(http, CREDS, urls_of(base), SessionCache(tmp_path))
+        before = KiteOrders(session, {})
+        child = kite_child(7)
+        ack = await before.place(child, recv_ts=1)
+        partial = before.on_order_update(venue.order_update(ack.venue_order_id or "", status="OPEN", filled=4,
+                                                            average="1500"), recv_ts=2)
+        after = KiteOrders(session, {})                 # a new process: it knows only what the log says
+        for event in (child, ack, partial):
+            after.restore(event)
+        assert child.child_id in after.placed
+        filled = after.on_order_update(venue.order_update(ack.venue_order_id or "", status="COMPLETE", filled=10,
+                                                          average="1500.3"), recv_ts=3)
+    assert filled is not None and (filled.status, filled.last_quantity, filled.last_price, filled.cum_quantity) == (
+        "FILLED", 6, Decimal("1500.5"), 10)

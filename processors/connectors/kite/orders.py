@@ -157,6 +157,7 @@ class KiteOrders:
         self.limiter = limiter or VenueLimiter("kite", KITE_LIMITS)
         self.tracks: dict[str, OrderTrack] = {}
         self.placed: set[str] = set()      # child ids sent (or refused), so a redelivery is not sent again
+        self._sent: dict[str, ChildOrder] = {}   # children read back from the log, until their ACK names the order
 
     async def _call(self, method: str, path: str, form: dict[str, str] | None, step: str) -> dict[str, Any]:
         # Placing, modifying and cancelling all count as orders at Kite (10/s, 200/min, 3000/day).
@@ -197,6 +198,24 @@ class KiteOrders:
                 await self._call("DELETE", f"/orders/regular/{venue_order_id}", None, "cancel order")
                 return
         raise OrderMappingError("child_id", cancel.child_id, "is not a working Kite order of this connector")
+
+    def restore(self, event: object) -> None:
+        """Rebuild from the log after a restart: children sent, Kite's order ids, fills reported so far."""
+        if isinstance(event, ChildOrder) and event.venue == VENUE:
+            self.placed.add(event.child_id)
+            self._sent[event.child_id] = event
+        elif isinstance(event, ExecutionReport) and event.venue == VENUE and event.venue_order_id:
+            child = self._sent.get(event.child_id)
+            track = self.tracks.get(event.venue_order_id)
+            if track is None and child is not None:
+                track = OrderTrack(child, event.venue_order_id)
+            if track is None:
+                return
+            if event.status in ("PARTIAL", "FILLED") and event.cum_quantity > track.filled:
+                paid = track.average * track.filled + event.last_quantity * (event.last_price or Decimal(0))
+                track = replace(track, filled=event.cum_quantity, average=paid / event.cum_quantity)
+            done = track.done or event.status in ("FILLED", "CANCELLED", "REJECTED")
+            self.tracks[event.venue_order_id] = replace(track, done=done)
 
     def on_order_update(self, update: dict[str, Any], *, recv_ts: int) -> ExecutionReport | None:
         """Apply an order update from the ticker or a postback; None for orders that are not ours or no news."""
