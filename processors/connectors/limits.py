@@ -94,8 +94,9 @@ class VenueLimiter:
     """Holds one venue's request budget: windows per limit, plus the venue's own back-off."""
 
     def __init__(self, venue: str, limits: tuple[Limit, ...], *, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, default_retry_s: float = 60.0) -> None:
         self.venue = venue
+        self.default_retry_s = default_retry_s   # a 429 without Retry-After (Kite sends none) blocks this long
         self.windows = {limit.name: _Window(limit) for limit in limits}
         self.clock = clock
         self.wall = wall
@@ -137,12 +138,12 @@ class VenueLimiter:
         window.reported, window.reported_at = used, now
         USED.labels(self.venue, name).set(window.used(now))
 
-    def back_off(self, status: int, retry_after: str | None, *, default_s: float = 60.0) -> float:
+    def back_off(self, status: int, retry_after: str | None) -> float:
         """Obey a 429/418 answer: block every request for Retry-After seconds; returns the wait."""
         try:
-            wait = float(retry_after) if retry_after is not None else default_s
+            wait = float(retry_after) if retry_after is not None else self.default_retry_s
         except ValueError:
-            wait = default_s
+            wait = self.default_retry_s
         wait = max(wait, 0.0)
         until = self.clock() + wait
         if until > self.blocked_until:

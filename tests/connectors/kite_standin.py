@@ -63,6 +63,8 @@ class KiteStandIn:
     clock: Callable[[], datetime] | None = None        # the venue's time, for TOTP checks (None: real time)
     instruments_csv: str = INSTRUMENTS_CSV
     instrument_fetches: int = 0
+    throttle: int = 0                                   # answer this many next order requests with HTTP 429
+    order_requests: int = 0
 
     def order_update(self, order_id: str, *, status: str, filled: int, average: str,
                      order_timestamp: str = "2026-12-04 09:24:25", secret: str | None = None) -> dict[str, Any]:
@@ -166,6 +168,10 @@ def make_app(venue: KiteStandIn) -> web.Application:
         return _ok({"user_id": venue.user_id, "access_token": access, "api_key": venue.api_key})
 
     async def place_order(request: web.Request) -> web.Response:
+        venue.order_requests += 1
+        if venue.throttle:
+            venue.throttle -= 1
+            return _error(429, "NetworkException", "Too many requests")
         if not _authorised(venue, request):
             return _error(403, "TokenException", "Incorrect `api_key` or `access_token`.")
         form = dict(await request.post())

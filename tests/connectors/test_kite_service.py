@@ -228,3 +228,27 @@ async def test_orders_restored_from_the_log_recognise_an_update_after_a_restart(
                                                           average="1500.3"), recv_ts=3)
     assert filled is not None and (filled.status, filled.last_quantity, filled.last_price, filled.cum_quantity) == (
         "FILLED", 6, Decimal("1500.5"), 10)
+
+
+async def test_kite_429_blocks_orders_for_a_second_then_they_go_and_no_secret_reaches_the_metrics(
+        http: aiohttp.ClientSession, tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY, generate_latest
+
+    venue = standin()
+    venue.throttle = 1
+    async with serve(make_app(venue)) as base:
+        session = KiteSession(http, CREDS, urls_of(base), SessionCache(tmp_path))
+        now = [100.0]
+        limiter = VenueLimiter("kite-429", (Limit("orders", 10, 1),), clock=lambda: now[0], default_retry_s=1.0)
+        orders = KiteOrders(session, {}, limiter=limiter)
+        first = await orders.place(kite_child(20), recv_ts=1)
+        held = await orders.place(kite_child(21), recv_ts=2)
+        now[0] += 1.0
+        sent = await orders.place(kite_child(22), recv_ts=3)
+    assert first.status == "REJECTED" and "HTTP 429" in (first.reason or "")
+    assert held.status == "REJECTED" and "rate limited (HTTP 429), Retry-After 1s" in (held.reason or "")
+    assert sent.status == "ACK" and venue.order_requests == 2
+    metrics = generate_latest(REGISTRY).decode()
+    assert 'sq_connector_throttled_total{limit="retry_after",venue="kite-429"} 1.0' in metrics
+    for secret in (CREDS.password, CREDS.api_secret, CREDS.api_key, CREDS.totp_seed, *venue.access_tokens):
+        assert secret not in metrics

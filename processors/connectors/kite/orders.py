@@ -154,7 +154,7 @@ class KiteOrders:
         self.session = session
         self.instruments = instruments
         self.product = product
-        self.limiter = limiter or VenueLimiter("kite", KITE_LIMITS)
+        self.limiter = limiter or VenueLimiter("kite", KITE_LIMITS, default_retry_s=1.0)
         self.tracks: dict[str, OrderTrack] = {}
         self.placed: set[str] = set()      # child ids sent (or refused), so a redelivery is not sent again
         self._sent: dict[str, ChildOrder] = {}   # children read back from the log, until their ACK names the order
