@@ -23,7 +23,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -164,14 +164,14 @@ class UserDataStream:
             if body.get("status") != 200:
                 error = body.get("error") or {}
                 raise SubscribeRefused(int(body.get("status") or 0), error.get("code"), str(error.get("msg", "")))
-            return await self._follow(ws, stop, "signature", cause, lambda _: None)
+            return await self._follow(ws, stop, "signature", cause, None)
 
     async def _listen_key_once(self, stop: asyncio.Event, cause: str) -> bool:
         answer = await self.orders.request("POST", "/api/v3/userDataStream", [], signed=False)
         key = str(answer["listenKey"])
         next_ping = [self.clock() + self.keepalive_s]
 
-        async def keepalive(_: object) -> None:
+        async def keepalive() -> None:
             if self.clock() >= next_ping[0]:
                 await self.orders.request("PUT", "/api/v3/userDataStream", [("listenKey", key)], signed=False)
                 next_ping[0] = self.clock() + self.keepalive_s
@@ -180,7 +180,7 @@ class UserDataStream:
             return await self._follow(ws, stop, "listen_key", cause, keepalive)
 
     async def _follow(self, ws: aiohttp.ClientWebSocketResponse, stop: asyncio.Event, mode: str, cause: str,
-                      tick: Callable[[object], Any]) -> bool:
+                      keepalive: Callable[[], Awaitable[None]] | None) -> bool:
         """Recover, then read events until stop (False), a drop (raises), or the rotation deadline (True)."""
         self.stats.connects += 1
         self.stats.mode = mode
@@ -194,13 +194,12 @@ class UserDataStream:
             if remaining <= 0:
                 self.stats.rotations += 1
                 return True
-            wait = min(remaining, self.keepalive_s) if mode == "listen_key" else remaining
+            if keepalive is not None:
+                await keepalive()  # checked on every message too: a busy stream must not let the key lapse
+            wait = remaining if keepalive is None else min(remaining, self.keepalive_s)
             try:
                 body = await self._receive(ws, stop, wait)
             except TimeoutError:
-                pending = tick(None)
-                if asyncio.iscoroutine(pending):
-                    await pending
                 continue
             if body is None:
                 return False
