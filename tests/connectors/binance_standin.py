@@ -91,6 +91,7 @@ class BinanceStandIn:
     throttle: list[tuple[int, str]] = field(default_factory=list)  # (status, Retry-After) answers to give next
     account: Any = None                                  # a binance_userdata_standin.Account, when trading
     trade_ids: int = 0
+    hang_next_order: bool = False                        # accept the next order, then never answer (a lost reply)
 
     def __post_init__(self) -> None:
         for symbol, snap in recorded_snapshots().items():
@@ -200,6 +201,9 @@ def make_app(venue: BinanceStandIn) -> web.Application:
         venue.orders[client_id] = order
         if venue.account is not None:
             await venue.account.on_new(order)
+        if venue.hang_next_order:
+            venue.hang_next_order = False
+            await asyncio.sleep(3600)                    # the client times out; the order exists regardless
         return web.json_response(order)
 
     async def cancel_order(request: web.Request) -> web.Response:

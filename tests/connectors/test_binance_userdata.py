@@ -276,3 +276,16 @@ async def test_child_placed_by_an_earlier_run_is_answered_from_its_state_not_rej
     assert [(r.status, r.cum_quantity, r.last_price) for r in reports] == [("ACK", 0, None),
                                                                           ("PARTIAL", D(40), D("0.30"))]
     assert reports[1].id == derived_id(child.child_id, "binance:trade:1")
+
+
+async def test_placement_whose_answer_is_lost_is_settled_from_the_order_state(
+        standin: tuple[BinanceStandIn, Account]) -> None:
+    venue_, account = standin
+    _, child = router_child()
+    async with serve(app_of(venue_, account)) as base, \
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.5)) as http:
+        orders = BinanceOrders(http, base, CREDS)
+        venue_.hang_next_order = True
+        reports = await orders.place(child, recv_ts=1)
+    assert [(r.status, r.venue_order_id) for r in reports] == [("ACK", "1000")]
+    assert not orders.known[child.child_id].done and venue_.order_requests == 1

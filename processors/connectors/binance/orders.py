@@ -13,6 +13,7 @@ never sent; a 429/418 answer blocks requests for its Retry-After.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -26,6 +27,7 @@ from processors.connectors.binance.signing import signed_query
 from processors.connectors.credentials import BinanceCredentials
 from processors.connectors.limits import BINANCE_LIMITS, LimitRefusal, VenueLimiter
 
+log = logging.getLogger(__name__)
 _TIF = {"GTC": "GTC", "IOC": "IOC", "FOK": "FOK"}
 # Request weights of the endpoints used (Binance spot REST docs).
 WEIGHT = {("POST", "/api/v3/order"): 1, ("DELETE", "/api/v3/order"): 1, ("GET", "/api/v3/order"): 4,
@@ -122,7 +124,25 @@ class BinanceOrders:
                 return await self.status(child.child_id)
             tracked.done = True
             return [report(tracked, "REJECTED", "rejected", recv_ts, reason=str(exc))]
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return await self._placement_lost(tracked, type(exc).__name__, recv_ts)
         return self.book.on_order_answer(tracked, body)
+
+    async def _placement_lost(self, tracked: Tracked, error: str, recv_ts: int) -> list[ExecutionReport]:
+        """The placement may or may not have reached Binance: the order's state decides (now, or at recovery)."""
+        try:
+            return await self.status(tracked.child.child_id)
+        except BinanceOrderError as exc:
+            if exc.code != -2013:  # -2013: Binance has no such order, so it was never placed
+                raise
+            tracked.done = True
+            return [report(tracked, "REJECTED", "rejected", recv_ts,
+                           reason=f"placement failed ({error}) and Binance has no such order")]
+        except (aiohttp.ClientError, TimeoutError, LimitRefusal):
+            # Still unreachable: the child stays working; the user-data stream's next recovery settles it.
+            log.warning("binance placement answer lost; its state is asked at the next recovery",
+                        extra={"child_id": tracked.child.child_id, "error": error})
+            return []
 
     async def cancel(self, cancel: ChildCancel) -> list[ExecutionReport]:
         """Cancel a working child by its client order id: any fills not yet reported, then CANCELLED."""
