@@ -90,7 +90,9 @@ def order_handler(orders: KiteOrders, sink: FeedSink):  # type: ignore[no-untype
             case ChildOrder() if event.venue == "kite":
                 if event.child_id in orders.placed:
                     return  # a redelivery of a child already sent: its report was published
-                await sink.emit([await orders.place(event, recv_ts=delivery.timestamp_ns)])
+                placed = await orders.place(event, recv_ts=delivery.timestamp_ns)
+                if placed is not None:
+                    await sink.emit([placed])
             case ChildCancel() if event.venue == "kite":
                 try:
                     await orders.cancel(event)  # the CANCELLED report arrives as an order update

@@ -64,6 +64,8 @@ class KiteStandIn:
     instruments_csv: str = INSTRUMENTS_CSV
     instrument_fetches: int = 0
     throttle: int = 0                                   # answer this many next order requests with HTTP 429
+    hang_next_order: bool = False                       # accept the next order, then never answer
+    drop_next_order: bool = False                       # never answer the next order, and never make it
     order_requests: int = 0
 
     def order_update(self, order_id: str, *, status: str, filled: int, average: str,
@@ -183,9 +185,20 @@ def make_app(venue: KiteStandIn) -> web.Application:
             return _error(400, "InputException", "Price is required for LIMIT orders.")
         if form["tradingsymbol"] == "BADSYM":
             return _error(400, "InputException", "Invalid `tradingsymbol`.")
+        if venue.drop_next_order:
+            venue.drop_next_order = False
+            await asyncio.sleep(3600)
         order_id = str(250_000_000_000_000 + len(venue.orders))
         venue.orders[order_id] = {**form, "order_id": order_id, "status": "OPEN"}
+        if venue.hang_next_order:
+            venue.hang_next_order = False
+            await asyncio.sleep(3600)                   # the client times out; the order exists regardless
         return _ok({"order_id": order_id})
+
+    async def list_orders(request: web.Request) -> web.Response:
+        if not _authorised(venue, request):
+            return _error(403, "TokenException", "Incorrect `api_key` or `access_token`.")
+        return _ok([{**o, "tag": o.get("tag")} for o in venue.orders.values()])
 
     async def cancel_order(request: web.Request) -> web.Response:
         if not _authorised(venue, request):
@@ -225,6 +238,7 @@ def make_app(venue: KiteStandIn) -> web.Application:
     app.router.add_get("/connect/finish", connect_finish)
     app.router.add_post("/session/token", session_token)
     app.router.add_post("/orders/regular", place_order)
+    app.router.add_get("/orders", list_orders)
     app.router.add_delete("/orders/regular/{order_id}", cancel_order)
     app.router.add_get("/ws", ticker)
     return app

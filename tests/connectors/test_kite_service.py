@@ -252,3 +252,21 @@ async def test_kite_429_blocks_orders_for_a_second_then_they_go_and_no_secret_re
     assert 'sq_connector_throttled_total{limit="retry_after",venue="kite-429"} 1.0' in metrics
     for secret in (CREDS.password, CREDS.api_secret, CREDS.api_key, CREDS.totp_seed, *venue.access_tokens):
         assert secret not in metrics
+
+
+async def test_kite_placement_whose_answer_is_lost_is_found_by_its_tag(tmp_path: Path) -> None:
+    venue = standin()
+    async with serve(make_app(venue)) as base, \
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1.0)) as http:
+        session = KiteSession(http, CREDS, urls_of(base), SessionCache(tmp_path))
+        await session.token()
+        orders = KiteOrders(session, {})
+        venue.hang_next_order = True
+        found = await orders.place(kite_child(30), recv_ts=1)
+        [order_id] = venue.orders
+        venue.drop_next_order = True                  # a lost request: Kite never made the order
+        other = msgspec.structs.replace(kite_child(31), child_id="11112222-3333-7444-8555-000000000031")
+        missing = await orders.place(other, recv_ts=2)
+    assert found is not None and (found.status, found.venue_order_id) == ("ACK", order_id)
+    assert missing is not None and missing.status == "REJECTED"
+    assert "Kite has no order tagged 11112222333374448555" in (missing.reason or "")

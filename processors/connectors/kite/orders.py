@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
+
+import aiohttp
 
 from events.ids import derived_id
 from events.trading import ChildCancel, ChildOrder, ExecStatus, ExecutionReport
@@ -21,6 +24,7 @@ from processors.connectors.kite.session import KiteError, KiteSession, kite_json
 from processors.connectors.kite.ticker import IST
 from processors.connectors.limits import KITE_LIMITS, LimitRefusal, VenueLimiter
 
+log = logging.getLogger(__name__)
 VENUE = "kite"
 Product = Literal["CNC", "MIS", "NRML"]
 _VALIDITY = {"GTC": "DAY", "DAY": "DAY", "IOC": "IOC"}
@@ -161,7 +165,9 @@ class KiteOrders:
 
     async def _call(self, method: str, path: str, form: dict[str, str] | None, step: str) -> dict[str, Any]:
         # Placing, modifying and cancelling all count as orders at Kite (10/s, 200/min, 3000/day).
-        self.limiter.acquire({"orders": 1, "orders_minute": 1, "orders_day": 1, "requests": 1})
+        order = method != "GET"
+        self.limiter.acquire({"orders": 1, "orders_minute": 1, "orders_day": 1, "requests": 1} if order
+                             else {"requests": 1})
         for attempt in range(2):
             async with self.session.http.request(method, f"{self.session.urls.api}{path}", data=form,
                                                  headers=await self.session.headers()) as response:
@@ -177,8 +183,8 @@ class KiteOrders:
                     raise
         raise AssertionError("unreachable")
 
-    async def place(self, child: ChildOrder, *, recv_ts: int) -> ExecutionReport:
-        """Send a child order; ACK with Kite's order id, or REJECTED with the reason."""
+    async def place(self, child: ChildOrder, *, recv_ts: int) -> ExecutionReport | None:
+        """Send a child order; ACK with Kite's order id, REJECTED with the reason (None: outcome unknown yet)."""
         instrument = self.instruments.get(child.symbol, KiteInstrument(child.symbol))
         self.placed.add(child.child_id)
         try:
@@ -186,7 +192,28 @@ class KiteOrders:
             data = await self._call("POST", "/orders/regular", form, "place order")
         except (OrderMappingError, KiteError, LimitRefusal) as exc:
             return report(child, "REJECTED", ts=recv_ts, key="rejected", reason=str(exc))
-        venue_order_id = str(data["order_id"])
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return await self._placement_lost(child, type(exc).__name__, recv_ts)
+        return self._acked(child, str(data["order_id"]), recv_ts)
+
+    async def _placement_lost(self, child: ChildOrder, error: str, recv_ts: int) -> ExecutionReport | None:
+        """The answer was lost: the day's orders (GET /orders) say whether an order with the child's tag exists."""
+        try:
+            rows = (await self._call("GET", "/orders", None, "list orders")).get("value") or []
+        except (KiteError, LimitRefusal, aiohttp.ClientError, TimeoutError):
+            # Still unknown: an order update (ticker or postback) naming the tag will not match a track,
+            # so this is logged for an operator; the child is not sent twice.
+            log.warning("kite placement answer lost and the order list unreachable",
+                        extra={"child_id": child.child_id, "error": error})
+            return None
+        tag = child_tag(child.child_id)
+        found = [row for row in rows if isinstance(row, dict) and row.get("tag") == tag]
+        if not found:
+            return report(child, "REJECTED", ts=recv_ts, key="rejected",
+                          reason=f"placement failed ({error}) and Kite has no order tagged {tag}")
+        return self._acked(child, str(found[0]["order_id"]), recv_ts)
+
+    def _acked(self, child: ChildOrder, venue_order_id: str, recv_ts: int) -> ExecutionReport:
         self.tracks[venue_order_id] = OrderTrack(child, venue_order_id)
         return report(child, "ACK", ts=recv_ts, key="ack", leaves_quantity=child.quantity,
                       venue_order_id=venue_order_id)
