@@ -1,4 +1,4 @@
-"""`sq up --venue binance` end to end: the whole stack with the live runner against the stand-in, intent to FILLED."""
+"""`sq up --venue binance|kite` end to end: the whole stack with the live runner against a stand-in, intent to FILLED."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import pyotp
 import pytest
 
-from events import Broker, Bus, ExecutionReport, OrderIntent, RiskDecision
+from events import Broker, Bus, ExecutionReport, OrderIntent, RiskDecision, Trade
 from events.broker import free_port
 from events.ids import intent_id_for
 from events.trading import LimitAlgo, ParentOrderCompleted
@@ -20,6 +21,8 @@ from tests.conftest import eventually
 from tests.connectors.binance_standin import BinanceStandIn, make_app
 from tests.connectors.binance_userdata_standin import Account, add_routes
 from tests.connectors.conftest import collect, serve
+from tests.connectors.kite_standin import KiteStandIn, message, pack_full
+from tests.connectors.kite_standin import make_app as make_kite_app
 
 REPO = Path(__file__).resolve().parents[2]
 KEY, SECRET = "up-api-key-51", "up-api-secret-c7"
@@ -77,3 +80,53 @@ async def test_sq_up_with_binance_runs_the_live_runner_and_a_resting_order_fills
     logs = output.decode() + "".join(path.read_text() for path in (tmp_path / "logs").iterdir())
     assert '"subscribed"' in logs or "user-data stream subscribed" in logs
     assert KEY not in logs and SECRET not in logs
+
+
+async def test_sq_up_with_kite_logs_in_streams_and_fills_an_order_through_the_ticker(
+        broker: Broker, bus: Bus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SQ_MASTER_KEY", raising=False)
+    seed = pyotp.random_base32()
+    creds = {"user_id": "UP1234", "password": "up-kite-pw-3", "totp_seed": seed, "api_key": "upkitekey",
+             "api_secret": "up-kite-secret-9"}
+    store = CredentialStore(tmp_path)
+    for name, value in creds.items():
+        store.set("kite", name, value)
+    venue = KiteStandIn(creds["user_id"], creds["password"], seed, creds["api_key"], creds["api_secret"])
+    seen = await collect(bus)
+    async with serve(make_kite_app(venue)) as base:
+        env = {k: v for k, v in os.environ.items() if k != "SQ_MASTER_KEY"}
+        options = [f"login-url={base}", f"connect-url={base}", f"api-url={base}",
+                   f"ws-url={base.replace('http', 'ws')}/ws", f"postback-port={free_port()}"]
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway.cli", "up", "--venue", "kite", "--venue-markets", "NSE:INFY",
+            *[arg for option in options for arg in ("--venue-option", option)], "--data-dir", str(tmp_path),
+            "--http-port", str(free_port()), "--nats-url", broker.url, cwd=REPO, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        try:
+            await eventually(lambda: {"a": "subscribe", "v": [408065]} in venue.subscriptions, timeout=120,
+                             message="the kite runner logged in and subscribed")
+            await venue.push(message(pack_full(408065, ltp=157315, last_qty=5, volume=1000, close=156780,
+                                               last_trade_time=1_764_820_000, exchange_ts=1_764_820_001,
+                                               bids=[(10, 157310, 2)], asks=[(7, 157320, 1)])))
+            await eventually(lambda: any(isinstance(e, Trade) and e.venue == "kite" for e in seen()),
+                             message="a kite trade on the bus")
+            intent = OrderIntent(id=intent_id_for("ACC1", "up-kite-1"), ts=0, account="ACC1",
+                                 client_order_id="up-kite-1", symbol="INFY", venue="kite", side="BUY",
+                                 quantity=D(10), limit_price=D("1573.10"), algo=LimitAlgo())
+            await bus.publish(intent)
+            await eventually(lambda: len(venue.orders) == 1, timeout=60, message="the child reached Kite")
+            [order_id] = venue.orders
+            update = venue.order_update(order_id, status="COMPLETE", filled=10, average="1573.1")
+            await venue.push({"type": "order", "data": update})
+            await eventually(lambda: any(isinstance(e, ParentOrderCompleted) for e in seen()), timeout=60,
+                             message="parent completed")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            output, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, output.decode()[-3000:]
+    [done] = [e for e in seen() if isinstance(e, ParentOrderCompleted)]
+    assert done.status == "FILLED" and done.filled_quantity == 10 and done.average_price == D("1573.1")
+    logs = output.decode() + "".join(path.read_text() for path in (tmp_path / "logs").iterdir())
+    assert (tmp_path / "logs" / "kite.log").exists() and not (tmp_path / "logs" / "venue-sim.log").exists()
+    for secret in (creds["password"], creds["api_secret"], seed, *venue.access_tokens):
+        assert secret not in logs
