@@ -34,7 +34,7 @@ from events.subjects import STREAM_TRADING
 from events.trading import ChildCancel, ChildOrder
 from processors.connectors.credentials import CredentialError, CredentialStore, KiteCredentials, SessionCache
 from processors.connectors.kite.instruments import InstrumentCache, InstrumentError, parse_wanted
-from processors.connectors.kite.orders import KiteInstrument, KiteOrders, OrderMappingError
+from processors.connectors.kite.orders import KiteInstrument, KiteOrders, OrderMappingError, PlacementUnknown
 from processors.connectors.kite.postback import postback_app
 from processors.connectors.kite.session import KiteError, KiteSession, KiteUrls
 from processors.connectors.kite.stream import KiteTicker
@@ -90,9 +90,10 @@ def order_handler(orders: KiteOrders, sink: FeedSink):  # type: ignore[no-untype
             case ChildOrder() if event.venue == "kite":
                 if event.child_id in orders.placed:
                     return  # a redelivery of a child already sent: its report was published
-                placed = await orders.place(event, recv_ts=delivery.timestamp_ns)
-                if placed is not None:
-                    await sink.emit([placed])
+                try:
+                    await sink.emit([await orders.place(event, recv_ts=delivery.timestamp_ns)])
+                except PlacementUnknown as exc:  # not sent again; an operator must look at Kite's order book
+                    await sink.reject(delivery.subject, str(exc), event.id, ts=delivery.timestamp_ns)
             case ChildCancel() if event.venue == "kite":
                 try:
                     await orders.cancel(event)  # the CANCELLED report arrives as an order update

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -24,12 +23,21 @@ from processors.connectors.kite.session import KiteError, KiteSession, kite_json
 from processors.connectors.kite.ticker import IST
 from processors.connectors.limits import KITE_LIMITS, LimitRefusal, VenueLimiter
 
-log = logging.getLogger(__name__)
 VENUE = "kite"
 Product = Literal["CNC", "MIS", "NRML"]
 _VALIDITY = {"GTC": "DAY", "DAY": "DAY", "IOC": "IOC"}
 # Kite's `tag` is at most 20 alphanumeric characters: the child id's hex prefix identifies the child.
 TAG_LENGTH = 20
+
+
+class PlacementUnknown(RuntimeError):
+    """A placement's answer was lost and Kite's order list could not be read: `child_id` may or may not be live."""
+
+    def __init__(self, child_id: str, error: str) -> None:
+        super().__init__(f"child {child_id}: placement answer lost ({error}) and GET /orders failed; "
+                         "check the Kite order book for its tag")
+        self.child_id = child_id
+        self.error = error
 
 
 class OrderMappingError(ValueError):
@@ -183,8 +191,8 @@ class KiteOrders:
                     raise
         raise AssertionError("unreachable")
 
-    async def place(self, child: ChildOrder, *, recv_ts: int) -> ExecutionReport | None:
-        """Send a child order; ACK with Kite's order id, REJECTED with the reason (None: outcome unknown yet)."""
+    async def place(self, child: ChildOrder, *, recv_ts: int) -> ExecutionReport:
+        """Send a child order; ACK with Kite's order id, or REJECTED with the reason (PlacementUnknown: cannot tell)."""
         instrument = self.instruments.get(child.symbol, KiteInstrument(child.symbol))
         self.placed.add(child.child_id)
         try:
@@ -196,16 +204,13 @@ class KiteOrders:
             return await self._placement_lost(child, type(exc).__name__, recv_ts)
         return self._acked(child, str(data["order_id"]), recv_ts)
 
-    async def _placement_lost(self, child: ChildOrder, error: str, recv_ts: int) -> ExecutionReport | None:
+    async def _placement_lost(self, child: ChildOrder, error: str, recv_ts: int) -> ExecutionReport:
         """The answer was lost: the day's orders (GET /orders) say whether an order with the child's tag exists."""
         try:
             rows = (await self._call("GET", "/orders", None, "list orders")).get("value") or []
-        except (KiteError, LimitRefusal, aiohttp.ClientError, TimeoutError):
-            # Still unknown: an order update (ticker or postback) naming the tag will not match a track,
-            # so this is logged for an operator; the child is not sent twice.
-            log.warning("kite placement answer lost and the order list unreachable",
-                        extra={"child_id": child.child_id, "error": error})
-            return None
+        except (KiteError, LimitRefusal, aiohttp.ClientError, TimeoutError) as exc:
+            # Still unknown; the child is not sent twice, and the caller tells an operator.
+            raise PlacementUnknown(child.child_id, error) from exc
         tag = child_tag(child.child_id)
         found = [row for row in rows if isinstance(row, dict) and row.get("tag") == tag]
         if not found:
@@ -253,5 +258,5 @@ class KiteOrders:
         return result
 
 
-__all__ = ["VENUE", "KiteInstrument", "KiteOrders", "OrderMappingError", "OrderTrack", "child_tag", "on_update",
+__all__ = ["VENUE", "KiteInstrument", "KiteOrders", "OrderMappingError", "PlacementUnknown", "OrderTrack", "child_tag", "on_update",
            "order_form", "postback_checksum", "postback_valid", "report", "update_ts"]
