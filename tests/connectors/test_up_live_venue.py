@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from events import Broker, Bus, ExecutionReport, OrderIntent, RiskDecision, Trade
 from events.broker import free_port
+from events.codec import AnyEvent
 from events.ids import intent_id_for
 from events.trading import LimitAlgo, ParentOrderCompleted
 from processors.connectors.credentials import CredentialStore
@@ -27,6 +29,29 @@ from tests.connectors.kite_standin import make_app as make_kite_app
 REPO = Path(__file__).resolve().parents[2]
 KEY, SECRET = "up-api-key-51", "up-api-secret-c7"
 D = Decimal
+
+
+async def accepted_intent(bus: Bus, seen: Callable[[], list[AnyEvent]], make: Callable[[int], OrderIntent],
+                          *, nudge: Callable[[int], Awaitable[None]] | None = None) -> OrderIntent:
+    """Publish intents until risk accepts one: the first may beat the market data to the risk process."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 180
+    attempt = 0
+    while True:
+        intent = make(attempt)
+        await bus.publish(intent)
+        def decisions(order_id: str = intent.id) -> list[RiskDecision]:
+            return [e for e in seen() if isinstance(e, RiskDecision) and e.order_id == order_id]
+
+        await eventually(lambda: bool(decisions()), timeout=180, message="risk decided")
+        [decision] = decisions()
+        if decision.accepted:
+            return intent
+        assert all("no reference price" in f.reason for f in decision.failures), decision.failures
+        assert loop.time() < deadline, "risk never saw a reference price"
+        attempt += 1
+        if nudge is not None:
+            await nudge(attempt)
 
 
 async def test_sq_up_with_binance_runs_the_live_runner_and_a_resting_order_fills_in_two_parts(
@@ -51,22 +76,17 @@ async def test_sq_up_with_binance_runs_the_live_runner_and_a_resting_order_fills
             "--http-port", str(free_port()), "--nats-url", broker.url, cwd=REPO, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         try:
-            await eventually(lambda: account.subscribes >= 1 and venue.finished.is_set(), timeout=120,
+            await eventually(lambda: account.subscribes >= 1 and venue.finished.is_set(), timeout=180,
                              message="the live runner subscribed and read the market")
             bid = max(venue.books["NKNUSDT"].bids)                  # rests: below the best ask, inside the collar
-            intent = OrderIntent(id=intent_id_for("ACC1", "up-live-1"), ts=0, account="ACC1",
-                                 client_order_id="up-live-1", symbol="NKNUSDT", venue="binance", side="BUY",
-                                 quantity=D(100), limit_price=bid, algo=LimitAlgo())
-            await bus.publish(intent)
-            await eventually(lambda: any(isinstance(e, RiskDecision) for e in seen()), timeout=60,
-                             message="risk decided")
-            [decision] = [e for e in seen() if isinstance(e, RiskDecision)]
-            assert decision.accepted, decision.failures
-            await eventually(lambda: len(venue.orders) == 1, timeout=60, message="the child reached Binance")
+            await accepted_intent(bus, seen, lambda n: OrderIntent(
+                id=intent_id_for("ACC1", f"up-live-{n}"), ts=0, account="ACC1", client_order_id=f"up-live-{n}",
+                symbol="NKNUSDT", venue="binance", side="BUY", quantity=D(100), limit_price=bid, algo=LimitAlgo()))
+            await eventually(lambda: len(venue.orders) == 1, timeout=180, message="the child reached Binance")
             [child_id] = venue.orders
             await account.fill(child_id, "40", commission="0.00003")
             await account.fill(child_id, "60", commission="0.00004")
-            await eventually(lambda: any(isinstance(e, ParentOrderCompleted) for e in seen()), timeout=60,
+            await eventually(lambda: any(isinstance(e, ParentOrderCompleted) for e in seen()), timeout=180,
                              message="parent completed")
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -103,22 +123,28 @@ async def test_sq_up_with_kite_logs_in_streams_and_fills_an_order_through_the_ti
             "--http-port", str(free_port()), "--nats-url", broker.url, cwd=REPO, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
         try:
-            await eventually(lambda: {"a": "subscribe", "v": [408065]} in venue.subscriptions, timeout=120,
+            await eventually(lambda: {"a": "subscribe", "v": [408065]} in venue.subscriptions, timeout=180,
                              message="the kite runner logged in and subscribed")
             await venue.push(message(pack_full(408065, ltp=157315, last_qty=5, volume=1000, close=156780,
                                                last_trade_time=1_764_820_000, exchange_ts=1_764_820_001,
                                                bids=[(10, 157310, 2)], asks=[(7, 157320, 1)])))
-            await eventually(lambda: any(isinstance(e, Trade) and e.venue == "kite" for e in seen()),
+            await eventually(lambda: any(isinstance(e, Trade) and e.venue == "kite" for e in seen()), timeout=180,
                              message="a kite trade on the bus")
-            intent = OrderIntent(id=intent_id_for("ACC1", "up-kite-1"), ts=0, account="ACC1",
-                                 client_order_id="up-kite-1", symbol="INFY", venue="kite", side="BUY",
-                                 quantity=D(10), limit_price=D("1573.10"), algo=LimitAlgo())
-            await bus.publish(intent)
-            await eventually(lambda: len(venue.orders) == 1, timeout=60, message="the child reached Kite")
+            async def tick(n: int) -> None:  # the market moves on: another trade for risk to price against
+                await venue.push(message(pack_full(408065, ltp=157315, last_qty=5, volume=1000 + 5 * n,
+                                                   close=156780, last_trade_time=1_764_820_000 + n,
+                                                   exchange_ts=1_764_820_001 + n, bids=[(10, 157310, 2)],
+                                                   asks=[(7, 157320, 1)])))
+
+            await accepted_intent(bus, seen, lambda n: OrderIntent(
+                id=intent_id_for("ACC1", f"up-kite-{n}"), ts=0, account="ACC1", client_order_id=f"up-kite-{n}",
+                symbol="INFY", venue="kite", side="BUY", quantity=D(10), limit_price=D("1573.10"),
+                algo=LimitAlgo()), nudge=tick)
+            await eventually(lambda: len(venue.orders) == 1, timeout=180, message="the child reached Kite")
             [order_id] = venue.orders
             update = venue.order_update(order_id, status="COMPLETE", filled=10, average="1573.1")
             await venue.push({"type": "order", "data": update})
-            await eventually(lambda: any(isinstance(e, ParentOrderCompleted) for e in seen()), timeout=60,
+            await eventually(lambda: any(isinstance(e, ParentOrderCompleted) for e in seen()), timeout=180,
                              message="parent completed")
         finally:
             proc.send_signal(signal.SIGTERM)
