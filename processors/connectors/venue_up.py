@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from gateway.secrets import SecretError
 from processors.connectors.credentials import VENUE_FIELDS, CredentialError, CredentialStore
 
 LIVE_VENUES = ("binance", "kite")
@@ -39,6 +40,8 @@ def missing_credentials(venue: str, data_dir: Path) -> str | None:
     """None when `sq creds` holds everything the venue's runner needs, else a message naming the missing fields."""
     try:
         CredentialStore(data_dir).get(venue)
+    except SecretError as exc:  # the sealed store cannot be opened (e.g. another SQ_MASTER_KEY)
+        return f"--venue {venue}: the credential store in {data_dir} cannot be read: {exc}"
     except CredentialError as exc:
         listing = CredentialStore(data_dir).listing().get(venue, {})
         missing = [name for name in VENUE_FIELDS[venue] if not listing.get(name)]
