@@ -69,7 +69,8 @@ def _cmd_up(args: argparse.Namespace) -> int:
     """Run the whole stack on an embedded broker until Ctrl-C."""
     from gateway.up import run_stack
 
-    return asyncio.run(run_stack(data_dir=Path(args.data_dir), http_port=args.http_port, nats_url=args.nats_url))
+    return asyncio.run(run_stack(data_dir=Path(args.data_dir), http_port=args.http_port, nats_url=args.nats_url,
+                                 venue=args.venue, venue_markets=args.venue_markets, venue_options=args.venue_option))
 
 
 # `sq processor NAME`: each module offers add_arguments(parser) and main(args) -> exit code.
@@ -79,6 +80,7 @@ PROCESSORS: dict[str, tuple[str, str]] = {
     "aggregator": ("processors.aggregator.runner", "bars, L2 books and book tops from trades and depth updates"),
     "binance": ("processors.connectors.live_runner", "Binance spot market data (and, with --trade, orders)"),
     "connector": ("processors.connectors.runner", "replay recordings onto the bus (once, or looping shifted to now)"),
+    "kite": ("processors.connectors.kite_runner", "Zerodha Kite market data (and, with --trade, orders and postbacks)"),
     "risk": ("processors.risk.runner", "pre-trade risk checks, circuit breakers, kill switch"),
     "router": ("processors.router.runner", "parent orders to child orders (MARKET, LIMIT, TWAP, VWAP, POV), TCA"),
     "venue-sim": ("processors.router.sim.runner", "simulated venues filling child orders against the market"),
@@ -136,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--http-port", type=int, default=8080, help="gateway HTTP port (default 8080)")
     up.add_argument("--nats-url", default=None,
                     help="use a running NATS server instead of starting one (also $SQ_NATS_URL)")
+    up.add_argument("--venue", choices=("binance", "kite"), default=None,
+                    help="run this live venue (credentials from `sq creds`) instead of the simulated one")
+    up.add_argument("--venue-markets", default=None,
+                    help="with --venue: Binance symbols (BTCUSDT,...) or Kite instruments (NSE:INFY,...)")
+    up.add_argument("--venue-option", action="append", default=[], metavar="NAME=VALUE",
+                    help="with --venue: pass --NAME VALUE to the live runner (e.g. rest-url=https://testnet...)")
     up.set_defaults(func=_cmd_up)
 
     processor = sub.add_parser("processor", help="run one processor as its own process (see ARCHITECTURE.md)")

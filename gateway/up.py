@@ -26,6 +26,8 @@ from gateway.secrets import write_private
 from gateway.server import start_gateway
 from gateway.up_ready import demo_markets, wait_until_tradable
 from gateway.users import UserStore
+from processors.connectors.venue_up import VenueUpError
+from processors.connectors.venue_up import plan as venue_plan
 from processors.runtime import stop_on_signals
 
 log = logging.getLogger("sq.up")
@@ -126,7 +128,8 @@ PROBE_PORTS = {"recorder": 50059, "risk": 50053, "router": 50054, "venue-sim": 5
                "portfolio": 50055, "connector": 50052, "connector-bars": 50062}
 
 
-def _children(data_dir: Path, url: str, execution: Path, limits: Path, with_market: bool) -> list[Child]:
+def _children(data_dir: Path, url: str, execution: Path, limits: Path, with_market: bool,
+              live: tuple[str, list[str]] | None = None) -> list[Child]:
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     common = ["--nats-url", url, "--data-dir", str(data_dir)]
@@ -138,6 +141,9 @@ def _children(data_dir: Path, url: str, execution: Path, limits: Path, with_mark
         ("aggregator", ["processor", "aggregator", *common, "--intervals", "1s,1m", "--top-every-ms", "250"]),
         ("portfolio", ["processor", "portfolio", *common]),
     ]
+    if live is not None:  # `--venue`: the live runner takes the simulated venue's place
+        specs = [(live[0], ["processor", live[0], *common, *live[1]]) if name == "venue-sim" else (name, args)
+                 for name, args in specs]
     if with_market:
         market = [str(SAMPLES / name) for name in MARKET_FILES]
         # Every replayed source runs at 1x shifted to now, so no event is stamped ahead of the clock
@@ -160,11 +166,20 @@ def _readiness(children: list[Child], with_market: bool) -> ReadinessConfig:
     return ReadinessConfig(books=books, trades=trades, services=services)
 
 
-async def run_stack(*, data_dir: Path, http_port: int, nats_url: str | None) -> int:
+async def run_stack(*, data_dir: Path, http_port: int, nats_url: str | None, venue: str | None = None,
+                    venue_markets: str | None = None, venue_options: list[str] | None = None) -> int:
     """Start everything, print how to use it, and run until SIGINT/SIGTERM; then stop it all cleanly."""
     configure_logging("up")
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    live: tuple[str, list[str]] | None = None
+    if venue is not None:
+        try:
+            live_execution, live_args = venue_plan(venue, data_dir, venue_markets, venue_options or [])
+        except VenueUpError as exc:
+            print(f"sq up: {exc}", file=sys.stderr)
+            return 2
+        live = (venue, live_args)
     if not _port_free(http_port):
         print(f"sq up: port {http_port} is in use; pass --http-port", file=sys.stderr)
         return 2
@@ -185,13 +200,16 @@ async def run_stack(*, data_dir: Path, http_port: int, nats_url: str | None) -> 
     # Made in the local store; the gateway moves it (and any other local user) into the users bucket as it starts.
     password, uri = _ensure_demo_user(data_dir)
     with_market = all((SAMPLES / name).exists() for name in MARKET_FILES)
+    if live is not None:
+        execution = live_execution
+        with_market = with_market and live[0] != "binance"  # live Binance data, not the recorded replay
     stop = stop_on_signals()
     bus = await Bus.connect(url, name="sq-up")
     children: list[Child] = []
     running = None
     try:
         await bus.ensure_streams()
-        children = _children(data_dir, url, execution, limits, with_market)
+        children = _children(data_dir, url, execution, limits, with_market, live)
         for child in children:
             await child.start()
         supervising = asyncio.create_task(_supervise(children, stop))

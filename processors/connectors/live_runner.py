@@ -3,8 +3,11 @@
 Market data: the combined stream for `--symbols`, books kept in sync with REST snapshots, every
 event published on `sq.md.*`, bad messages on `sq.dlq.binance`. With `--trade`, child orders and
 cancels on `sq.exec.child.binance.>` are sent as signed REST calls with the key from the
-credential store (`sq creds set binance --field api_key|api_secret`), and the venue's answers are
-published as ExecutionReports. Ready (`/readyz`) once connected with every book in sync.
+credential store (`sq creds set binance --field api_key|api_secret`), within the venue's limits
+(`--orders-per-10s`, `--weight-per-minute`); the venue's answers and the user-data stream
+(`userDataStream.subscribe.signature`, listenKey fallback) are published as ExecutionReports and
+VenuePositionsReported for `--account`. Ready (`/readyz`) once connected with every book in sync
+(and, with --trade, the user-data stream subscribed).
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from events._base import TOKEN_PATTERN
 from events.bus import Bus, resolve_url
 from events.codec import AnyEvent
 from events.consumer import ConsumerRunner, ConsumerSpec, Delivery
@@ -25,7 +31,10 @@ from events.subjects import STREAM_TRADING, InvalidSubjectToken, token
 from events.trading import ChildCancel, ChildOrder
 from processors.connectors.binance.live import DEFAULT_STREAMS, BinanceFeed, BinanceUrls
 from processors.connectors.binance.orders import BinanceOrderError, BinanceOrders
+from processors.connectors.binance.userdata import UserDataStream, UserDataUrls
 from processors.connectors.credentials import CredentialError, CredentialStore
+from processors.connectors.limits import Limit, VenueLimiter
+from processors.connectors.restore import restore_orders
 from processors.connectors.sink import FeedSink
 from processors.runtime import stop_on_signals
 from processors.service import start_service_http
@@ -78,9 +87,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trade", action="store_true",
                         help="also execute child orders from sq.exec.child.binance.> (needs `sq creds set binance`)")
     parser.add_argument("--recv-window-ms", type=int, default=5000, help="recvWindow of signed requests")
+    parser.add_argument("--ws-api-url", default=UserDataUrls.ws_api,
+                        help=f"WebSocket API URL for the user-data stream (default {UserDataUrls.ws_api})")
+    parser.add_argument("--user-stream", choices=("auto", "signature", "listen_key"), default="auto",
+                        help="user-data subscription: WebSocket API signature, deprecated listenKey, or auto "
+                             "(signature, falling back to listenKey if refused)")
+    parser.add_argument("--account", default="ACC1", help="our account the API key trades for (positions reports)")
+    parser.add_argument("--orders-per-10s", type=int, default=100, help="Binance ORDERS limit per 10 s")
+    parser.add_argument("--orders-per-day", type=int, default=200_000, help="Binance ORDERS limit per day")
+    parser.add_argument("--weight-per-minute", type=int, default=6000, help="Binance REQUEST_WEIGHT limit per minute")
     parser.add_argument("--data-dir", default="var", help="data directory (credentials in DATA_DIR/secrets)")
     parser.add_argument("--nats-url", default=None, help="NATS URL (default $SQ_NATS_URL or nats://127.0.0.1:4222)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="/healthz, /readyz, /metrics port")
+    parser.add_argument("--host", default="0.0.0.0", help="address the probes listen on (`sq up` uses 127.0.0.1)")
     parser.add_argument("--log-level", default="INFO")
 
 
@@ -88,6 +107,11 @@ def main(args: argparse.Namespace) -> int:
     """Run the Binance connector until SIGINT/SIGTERM."""
     try:
         symbols, streams = parse_symbols(args.symbols), parse_streams(args.streams)
+        if not re.fullmatch(TOKEN_PATTERN, args.account):
+            raise RunnerConfigError("--account", args.account, f"must match {TOKEN_PATTERN}")
+        for name in ("orders_per_10s", "orders_per_day", "weight_per_minute"):
+            if getattr(args, name) < 1:
+                raise RunnerConfigError(f"--{name.replace('_', '-')}", getattr(args, name), "must be at least 1")
         creds = CredentialStore(args.data_dir).get("binance") if args.trade else None
     except (RunnerConfigError, CredentialError) as exc:
         print(f"binance: {exc}", file=sys.stderr)
@@ -121,12 +145,28 @@ async def _serve(args: argparse.Namespace, symbols: list[str], streams: list[str
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         sink = FeedSink(bus, "binance")
         feed = BinanceFeed(http, BinanceUrls(ws=args.ws_url, rest=args.rest_url), symbols, sink, streams=streams)
-        service = await start_service_http(
-            args.port, ready=lambda: feed.connected.is_set() and all(feed.synced(s) for s in symbols))
+        user: UserDataStream | None = None
+
+        def ready() -> bool:
+            return (feed.connected.is_set() and all(feed.synced(s) for s in symbols)
+                    and (user is None or user.subscribed.is_set()))
+
+        service = await start_service_http(args.port, ready=ready, host=args.host)
         tasks: list[asyncio.Task[Any]] = [asyncio.create_task(feed.run(stop))]
         consumer = None
         if creds is not None:
-            orders = BinanceOrders(http, args.rest_url, creds, recv_window_ms=args.recv_window_ms)  # type: ignore[arg-type]
+            limiter = VenueLimiter("binance", (Limit("orders", args.orders_per_10s, 10),
+                                               Limit("orders_day", args.orders_per_day, 86_400),
+                                               Limit("weight", args.weight_per_minute, 60)))
+            orders = BinanceOrders(http, args.rest_url, creds, recv_window_ms=args.recv_window_ms,  # type: ignore[arg-type]
+                                   limiter=limiter)
+            restored = await restore_orders("binance", orders.book.restore, bus, Path(args.data_dir) / "wal")
+            log.info("restored children from the log", extra={"events": restored,
+                                                               "working": len(orders.book.working())})
+            user = UserDataStream(http, orders, sink, account=args.account, symbols=symbols,
+                                  urls=UserDataUrls(ws_api=args.ws_api_url, ws_stream=args.ws_url),
+                                  mode=args.user_stream)
+            tasks.append(asyncio.create_task(user.run(stop)))
             spec = ConsumerSpec(stream=STREAM_TRADING.name, durable="connector-binance-orders",
                                 filter_subjects=("sq.exec.child.binance.>",))
             consumer = ConsumerRunner(bus, spec, order_handler(orders, sink), source="binance")

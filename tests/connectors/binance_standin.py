@@ -87,6 +87,11 @@ class BinanceStandIn:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     signed_ok: int = 0
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    order_requests: int = 0                              # POST /api/v3/order requests received
+    throttle: list[tuple[int, str]] = field(default_factory=list)  # (status, Retry-After) answers to give next
+    account: Any = None                                  # a binance_userdata_standin.Account, when trading
+    trade_ids: int = 0
+    hang_next_order: bool = False                        # accept the next order, then never answer (a lost reply)
 
     def __post_init__(self) -> None:
         for symbol, snap in recorded_snapshots().items():
@@ -103,6 +108,10 @@ class BinanceStandIn:
 
 def _verify(venue: BinanceStandIn, request: web.Request) -> web.Response | None:
     """Check the API key, the signature over the exact query text, and the timestamp window."""
+    if venue.throttle:  # the documented 429/418 answer, with Retry-After in seconds
+        status, retry_after = venue.throttle.pop(0)
+        return web.json_response({"code": -1003, "msg": "Too many requests; current limit of IP is 6000 request "
+                                  "weight per 1 MINUTE."}, status=status, headers={"Retry-After": retry_after})
     if request.headers.get("X-MBX-APIKEY") != venue.api_key:
         return web.json_response({"code": -2014, "msg": "API-key format invalid."}, status=401)
     text = request.query_string
@@ -167,6 +176,7 @@ def make_app(venue: BinanceStandIn) -> web.Application:
         return web.json_response(venue.books[symbol].snapshot(limit))
 
     async def new_order(request: web.Request) -> web.Response:
+        venue.order_requests += 1
         refused = _verify(venue, request)
         if refused is not None:
             return refused
@@ -179,14 +189,21 @@ def make_app(venue: BinanceStandIn) -> web.Application:
         best_ask = min(book.asks)
         fills = []
         if q["type"] == "MARKET" or (q["side"] == "BUY" and Decimal(q["price"]) >= best_ask):
+            venue.trade_ids += 1
             fills = [{"price": f"{best_ask:f}", "qty": f"{qty:f}", "commission": "0.001", "commissionAsset": "BNB",
-                      "tradeId": 1}]
+                      "tradeId": venue.trade_ids}]
         order = {"symbol": q["symbol"], "orderId": 1000 + len(venue.orders), "clientOrderId": client_id,
                  "transactTime": int(time.time() * 1000), "price": q.get("price", "0"), "origQty": q["quantity"],
-                 "executedQty": f"{qty:f}" if fills else "0", "cummulativeQuoteQty": "0",
+                 "executedQty": f"{qty:f}" if fills else "0",
+                 "cummulativeQuoteQty": f"{qty * best_ask:f}" if fills else "0",
                  "status": "FILLED" if fills else "NEW", "timeInForce": q.get("timeInForce", "GTC"),
                  "type": q["type"], "side": q["side"], "fills": fills}
         venue.orders[client_id] = order
+        if venue.account is not None:
+            await venue.account.on_new(order)
+        if venue.hang_next_order:
+            venue.hang_next_order = False
+            await asyncio.sleep(3600)                    # the client times out; the order exists regardless
         return web.json_response(order)
 
     async def cancel_order(request: web.Request) -> web.Response:
@@ -197,6 +214,8 @@ def make_app(venue: BinanceStandIn) -> web.Application:
         if order is None or order["status"] != "NEW":
             return web.json_response({"code": -2011, "msg": "Unknown order sent."}, status=400)
         order["status"] = "CANCELED"
+        if venue.account is not None:
+            await venue.account.on_cancel(order)
         return web.json_response({k: v for k, v in order.items() if k != "fills"})
 
     async def query_order(request: web.Request) -> web.Response:
@@ -206,7 +225,8 @@ def make_app(venue: BinanceStandIn) -> web.Application:
         order = venue.orders.get(request.query.get("origClientOrderId", ""))
         if order is None:
             return web.json_response({"code": -2013, "msg": "Order does not exist."}, status=400)
-        return web.json_response({**{k: v for k, v in order.items() if k != "fills"}, "updateTime": order["transactTime"]})
+        return web.json_response({**{k: v for k, v in order.items() if k != "fills"},
+                                  "updateTime": order.get("updateTime", order["transactTime"])})
 
     app = web.Application()
     app.router.add_get("/stream", stream)

@@ -7,12 +7,21 @@ import hashlib
 import json
 import secrets
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pyotp
 from aiohttp import WSMsgType, web
 
+INSTRUMENTS_CSV = (  # the documented columns of GET /instruments, a few real NSE rows
+    "instrument_token,exchange_token,tradingsymbol,name,last_price,expiry,strike,tick_size,lot_size,"
+    "instrument_type,segment,exchange\n"
+    "408065,1594,INFY,INFOSYS,0,,0,0.05,1,EQ,NSE,NSE\n"
+    "738561,2885,RELIANCE,RELIANCE INDUSTRIES,0,,0,0.05,1,EQ,NSE,NSE\n"
+    "519937,2031,M&M,MAHINDRA & MAHINDRA,0,,0,0.05,1,EQ,NSE,NSE\n"
+    "128083204,500209,INFY,INFOSYS,0,,0,0.05,1,EQ,BSE,BSE\n")
 # An address nothing listens on: the client must read the request_token without following it.
 REDIRECT_URL = "http://127.0.0.1:9/kite/redirect"
 
@@ -51,6 +60,32 @@ class KiteStandIn:
     subscriptions: list[Any] = field(default_factory=list)
     sockets: list[web.WebSocketResponse] = field(default_factory=list)
     ws_connects: int = 0
+    clock: Callable[[], datetime] | None = None        # the venue's time, for TOTP checks (None: real time)
+    instruments_csv: str = INSTRUMENTS_CSV
+    instrument_fetches: int = 0
+    throttle: int = 0                                   # answer this many next order requests with HTTP 429
+    hang_next_order: bool = False                       # accept the next order, then never answer
+    drop_next_order: bool = False                       # never answer the next order, and never make it
+    order_requests: int = 0
+
+    def order_update(self, order_id: str, *, status: str, filled: int, average: str,
+                     order_timestamp: str = "2026-12-04 09:24:25", secret: str | None = None) -> dict[str, Any]:
+        """An order update as Kite documents it (postback and ticker `order` message), checksummed with `secret`."""
+        order = self.orders[order_id]
+        quantity = int(order["quantity"])
+        checksum = hashlib.sha256(f"{order_id}{order_timestamp}{secret or self.api_secret}".encode()).hexdigest()
+        return {"user_id": self.user_id, "unfilled_quantity": 0, "app_id": 1234, "checksum": checksum,
+                "placed_by": self.user_id, "order_id": order_id, "exchange_order_id": "1000000001482421",
+                "parent_order_id": None, "status": status, "status_message": None, "status_message_raw": None,
+                "order_timestamp": order_timestamp, "exchange_update_timestamp": order_timestamp,
+                "exchange_timestamp": order_timestamp, "variety": "regular", "exchange": order["exchange"],
+                "tradingsymbol": order["tradingsymbol"], "instrument_token": 408065,
+                "order_type": order["order_type"], "transaction_type": order["transaction_type"],
+                "validity": order["validity"], "product": order["product"], "quantity": quantity,
+                "disclosed_quantity": 0, "price": float(order.get("price") or 0), "trigger_price": 0,
+                "average_price": float(average), "filled_quantity": filled, "pending_quantity": quantity - filled,
+                "cancelled_quantity": 0, "market_protection": 0, "meta": {}, "tag": order.get("tag"),
+                "guid": "84450X6vYAlZ6Ikxn"}
 
     def revoke_tokens(self) -> None:
         """Expire every access token (what happens at Kite each morning)."""
@@ -97,7 +132,8 @@ def make_app(venue: KiteStandIn) -> web.Application:
         code = str(form.get("twofa_value", ""))
         if form.get("request_id") not in venue.request_ids or form.get("twofa_type") != "totp":
             return _error(400, "InputException", "Invalid request_id or twofa_type.")
-        if not pyotp.TOTP(venue.totp_seed).verify(code, valid_window=1):
+        if not pyotp.TOTP(venue.totp_seed).verify(code, for_time=venue.clock() if venue.clock else None,
+                                                  valid_window=1):
             return _error(400, "TwoFAException", "Invalid TOTP.")
         venue.twofa_codes.append(code)
         venue.request_ids.discard(str(form["request_id"]))
@@ -134,6 +170,10 @@ def make_app(venue: KiteStandIn) -> web.Application:
         return _ok({"user_id": venue.user_id, "access_token": access, "api_key": venue.api_key})
 
     async def place_order(request: web.Request) -> web.Response:
+        venue.order_requests += 1
+        if venue.throttle:
+            venue.throttle -= 1
+            return _error(429, "NetworkException", "Too many requests")
         if not _authorised(venue, request):
             return _error(403, "TokenException", "Incorrect `api_key` or `access_token`.")
         form = dict(await request.post())
@@ -145,9 +185,20 @@ def make_app(venue: KiteStandIn) -> web.Application:
             return _error(400, "InputException", "Price is required for LIMIT orders.")
         if form["tradingsymbol"] == "BADSYM":
             return _error(400, "InputException", "Invalid `tradingsymbol`.")
+        if venue.drop_next_order:
+            venue.drop_next_order = False
+            await asyncio.sleep(3600)
         order_id = str(250_000_000_000_000 + len(venue.orders))
         venue.orders[order_id] = {**form, "order_id": order_id, "status": "OPEN"}
+        if venue.hang_next_order:
+            venue.hang_next_order = False
+            await asyncio.sleep(3600)                   # the client times out; the order exists regardless
         return _ok({"order_id": order_id})
+
+    async def list_orders(request: web.Request) -> web.Response:
+        if not _authorised(venue, request):
+            return _error(403, "TokenException", "Incorrect `api_key` or `access_token`.")
+        return _ok([{**o, "tag": o.get("tag")} for o in venue.orders.values()])
 
     async def cancel_order(request: web.Request) -> web.Response:
         if not _authorised(venue, request):
@@ -173,13 +224,21 @@ def make_app(venue: KiteStandIn) -> web.Application:
             venue.sockets.remove(ws)
         return ws
 
+    async def instruments(request: web.Request) -> web.Response:
+        if not _authorised(venue, request):
+            return _error(403, "TokenException", "Incorrect `api_key` or `access_token`.")
+        venue.instrument_fetches += 1
+        return web.Response(text=venue.instruments_csv, content_type="text/csv")
+
     app = web.Application()
+    app.router.add_get("/instruments", instruments)
     app.router.add_post("/api/login", api_login)
     app.router.add_post("/api/twofa", api_twofa)
     app.router.add_get("/connect/login", connect_login)
     app.router.add_get("/connect/finish", connect_finish)
     app.router.add_post("/session/token", session_token)
     app.router.add_post("/orders/regular", place_order)
+    app.router.add_get("/orders", list_orders)
     app.router.add_delete("/orders/regular/{order_id}", cancel_order)
     app.router.add_get("/ws", ticker)
     return app

@@ -84,6 +84,7 @@ async def test_session_cached_then_renewed_with_fresh_totp_after_expiry(kite: Ki
     first = await kite.token()
     assert await kite.token() == first and venue.logins == 1
     now = [datetime.now(UTC) + timedelta(hours=13)]
+    venue.clock = lambda: now[0]           # the TOTP is made for the session clock's time, and checked for it
     later = KiteSession(kite.http, CREDS, kite.urls, SessionCache(tmp_path, clock=lambda: now[0]))
     assert await later.token() != first and venue.logins == 2
 

@@ -15,16 +15,29 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+import aiohttp
+
 from events.ids import derived_id
 from events.trading import ChildCancel, ChildOrder, ExecStatus, ExecutionReport
 from processors.connectors.kite.session import KiteError, KiteSession, kite_json
 from processors.connectors.kite.ticker import IST
+from processors.connectors.limits import KITE_LIMITS, LimitRefusal, VenueLimiter
 
 VENUE = "kite"
 Product = Literal["CNC", "MIS", "NRML"]
 _VALIDITY = {"GTC": "DAY", "DAY": "DAY", "IOC": "IOC"}
 # Kite's `tag` is at most 20 alphanumeric characters: the child id's hex prefix identifies the child.
 TAG_LENGTH = 20
+
+
+class PlacementUnknown(RuntimeError):
+    """A placement's answer was lost and Kite's order list could not be read: `child_id` may or may not be live."""
+
+    def __init__(self, child_id: str, error: str) -> None:
+        super().__init__(f"child {child_id}: placement answer lost ({error}) and GET /orders failed; "
+                         "check the Kite order book for its tag")
+        self.child_id = child_id
+        self.error = error
 
 
 class OrderMappingError(ValueError):
@@ -149,16 +162,25 @@ class KiteOrders:
     """Places and cancels child orders at Kite and turns order updates into ExecutionReports."""
 
     def __init__(self, session: KiteSession, instruments: dict[str, KiteInstrument],
-                 *, product: Product = "CNC") -> None:
+                 *, product: Product = "CNC", limiter: VenueLimiter | None = None) -> None:
         self.session = session
         self.instruments = instruments
         self.product = product
+        self.limiter = limiter or VenueLimiter("kite", KITE_LIMITS, default_retry_s=1.0)
         self.tracks: dict[str, OrderTrack] = {}
+        self.placed: set[str] = set()      # child ids sent (or refused), so a redelivery is not sent again
+        self._sent: dict[str, ChildOrder] = {}   # children read back from the log, until their ACK names the order
 
     async def _call(self, method: str, path: str, form: dict[str, str] | None, step: str) -> dict[str, Any]:
+        # Placing, modifying and cancelling all count as orders at Kite (10/s, 200/min, 3000/day).
+        order = method != "GET"
+        self.limiter.acquire({"orders": 1, "orders_minute": 1, "orders_day": 1, "requests": 1} if order
+                             else {"requests": 1})
         for attempt in range(2):
             async with self.session.http.request(method, f"{self.session.urls.api}{path}", data=form,
                                                  headers=await self.session.headers()) as response:
+                if response.status in (418, 429):
+                    self.limiter.back_off(response.status, response.headers.get("Retry-After"))
                 try:
                     return await kite_json(response, step)
                 except KiteError as exc:
@@ -170,14 +192,33 @@ class KiteOrders:
         raise AssertionError("unreachable")
 
     async def place(self, child: ChildOrder, *, recv_ts: int) -> ExecutionReport:
-        """Send a child order; ACK with Kite's order id, or REJECTED with the reason."""
+        """Send a child order; ACK with Kite's order id, or REJECTED with the reason (PlacementUnknown: cannot tell)."""
         instrument = self.instruments.get(child.symbol, KiteInstrument(child.symbol))
+        self.placed.add(child.child_id)
         try:
             form = order_form(child, instrument, product=self.product)
             data = await self._call("POST", "/orders/regular", form, "place order")
-        except (OrderMappingError, KiteError) as exc:
+        except (OrderMappingError, KiteError, LimitRefusal) as exc:
             return report(child, "REJECTED", ts=recv_ts, key="rejected", reason=str(exc))
-        venue_order_id = str(data["order_id"])
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return await self._placement_lost(child, type(exc).__name__, recv_ts)
+        return self._acked(child, str(data["order_id"]), recv_ts)
+
+    async def _placement_lost(self, child: ChildOrder, error: str, recv_ts: int) -> ExecutionReport:
+        """The answer was lost: the day's orders (GET /orders) say whether an order with the child's tag exists."""
+        try:
+            rows = (await self._call("GET", "/orders", None, "list orders")).get("value") or []
+        except (KiteError, LimitRefusal, aiohttp.ClientError, TimeoutError) as exc:
+            # Still unknown; the child is not sent twice, and the caller tells an operator.
+            raise PlacementUnknown(child.child_id, error) from exc
+        tag = child_tag(child.child_id)
+        found = [row for row in rows if isinstance(row, dict) and row.get("tag") == tag]
+        if not found:
+            return report(child, "REJECTED", ts=recv_ts, key="rejected",
+                          reason=f"placement failed ({error}) and Kite has no order tagged {tag}")
+        return self._acked(child, str(found[0]["order_id"]), recv_ts)
+
+    def _acked(self, child: ChildOrder, venue_order_id: str, recv_ts: int) -> ExecutionReport:
         self.tracks[venue_order_id] = OrderTrack(child, venue_order_id)
         return report(child, "ACK", ts=recv_ts, key="ack", leaves_quantity=child.quantity,
                       venue_order_id=venue_order_id)
@@ -190,6 +231,24 @@ class KiteOrders:
                 return
         raise OrderMappingError("child_id", cancel.child_id, "is not a working Kite order of this connector")
 
+    def restore(self, event: object) -> None:
+        """Rebuild from the log after a restart: children sent, Kite's order ids, fills reported so far."""
+        if isinstance(event, ChildOrder) and event.venue == VENUE:
+            self.placed.add(event.child_id)
+            self._sent[event.child_id] = event
+        elif isinstance(event, ExecutionReport) and event.venue == VENUE and event.venue_order_id:
+            child = self._sent.get(event.child_id)
+            track = self.tracks.get(event.venue_order_id)
+            if track is None and child is not None:
+                track = OrderTrack(child, event.venue_order_id)
+            if track is None:
+                return
+            if event.status in ("PARTIAL", "FILLED") and event.cum_quantity > track.filled:
+                paid = track.average * track.filled + event.last_quantity * (event.last_price or Decimal(0))
+                track = replace(track, filled=event.cum_quantity, average=paid / event.cum_quantity)
+            done = track.done or event.status in ("FILLED", "CANCELLED", "REJECTED")
+            self.tracks[event.venue_order_id] = replace(track, done=done)
+
     def on_order_update(self, update: dict[str, Any], *, recv_ts: int) -> ExecutionReport | None:
         """Apply an order update from the ticker or a postback; None for orders that are not ours or no news."""
         track = self.tracks.get(str(update.get("order_id", "")))
@@ -199,5 +258,5 @@ class KiteOrders:
         return result
 
 
-__all__ = ["VENUE", "KiteInstrument", "KiteOrders", "OrderMappingError", "OrderTrack", "child_tag", "on_update",
+__all__ = ["VENUE", "KiteInstrument", "KiteOrders", "OrderMappingError", "PlacementUnknown", "OrderTrack", "child_tag", "on_update",
            "order_form", "postback_checksum", "postback_valid", "report", "update_ts"]

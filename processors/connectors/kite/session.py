@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -144,7 +144,8 @@ class KiteSession:
     async def token(self) -> str:
         """A valid access token, logging in (with a fresh TOTP) only when the cached one is gone or expired."""
         async def fresh() -> tuple[str, datetime]:
-            return await login(self.http, self.creds, self.urls), kite_session_expiry(self.cache.now())
+            now = self.cache.now()  # the TOTP is generated for the (injectable) session clock's time
+            return await login(self.http, self.creds, self.urls, now=now), kite_session_expiry(now)
 
         return await self.cache.token("kite", fresh)
 
@@ -155,6 +156,20 @@ class KiteSession:
     def expire(self) -> None:
         """Forget the token after Kite refused it, so the next call logs in again."""
         self.cache.invalidate("kite")
+
+    def renewal_due(self) -> datetime | None:
+        """When the current session must be replaced (06:00 IST, when Kite voids every token), or None if none."""
+        cached = self.cache.cached("kite")
+        return None if cached is None else datetime.fromtimestamp(cached.expires_ns / 1e9, UTC)
+
+    async def renew_if_due(self) -> bool:
+        """Log in afresh (a new TOTP for the clock's time) once the session's renewal time has come."""
+        due = self.renewal_due()
+        if due is not None and self.cache.now() < due:
+            return False
+        self.expire()
+        await self.token()
+        return True
 
 
 __all__ = ["KITE_VERSION", "KiteError", "KiteSession", "KiteUrls", "access_token", "auth_headers", "checksum",

@@ -8,7 +8,9 @@ hold packets (decoded by `ticker.py`), a 1-byte message is a heartbeat, text mes
 What becomes an event: a quote or full tick whose cumulative volume rose is a Trade of the last
 traded quantity at the last price (its id comes from the token and that volume, so a
 reconnect repeats no trade); LTP-mode ticks carry no size and give none. A full tick's five
-depth levels a side give a BookSnapshot (empty slots left out).
+depth levels a side give a BookSnapshot (empty slots left out) and, when both sides have a level,
+a BookTop. `resubscribe` changes the instruments on the live connection (the daily instruments
+refresh); `reconnect` drops it so the next one uses a renewed access token.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import aiohttp
+import msgspec
 
 from events._base import Event
 from events.ids import derived_id
@@ -29,7 +32,7 @@ from events.market import BookSnapshot, Trade
 from events.stopping import Stopped, unless_stopped
 from processors.connectors.kite.orders import VENUE, KiteOrders
 from processors.connectors.kite.session import KiteSession
-from processors.connectors.kite.ticker import PacketError, Tick, decode_message
+from processors.connectors.kite.ticker import PacketError, Tick, book_top, decode_message
 from processors.connectors.sink import FeedSink
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,10 @@ def tick_events(state: TickState, ticks: list[Tick], symbols: dict[int, str], *,
             events.append(BookSnapshot(id=derived_id(f"{VENUE}:{tick.instrument_token}:depth:{ts}:{digest}", "md"),
                                        ts=ts, venue=VENUE, symbol=symbol, last_update_id=ts // NS, bids=bids,
                                        asks=asks))
+            top = book_top(tick, symbol=symbol) if bids and asks else None
+            if top is not None:  # id by content too: two tops within one exchange second are two facts
+                events.append(msgspec.structs.replace(
+                    top, id=derived_id(f"{VENUE}:{tick.instrument_token}:top:{ts}:{digest}", "md")))
     return events
 
 
@@ -95,6 +102,25 @@ class KiteTicker:
         self.state = TickState()
         self.stats = KiteTickerStats()
         self.connected = asyncio.Event()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    async def resubscribe(self, symbols: dict[int, str]) -> None:
+        """Follow these instrument tokens from now on: unsubscribe the dropped ones, subscribe the new ones."""
+        gone, new = sorted(set(self.symbols) - set(symbols)), sorted(set(symbols) - set(self.symbols))
+        self.symbols = dict(symbols)
+        ws = self._ws
+        if ws is None or ws.closed:
+            return  # the next connection subscribes to self.symbols
+        if gone:
+            await ws.send_str(json.dumps({"a": "unsubscribe", "v": gone}))
+        if new:
+            await ws.send_str(json.dumps({"a": "subscribe", "v": new}))
+            await ws.send_str(json.dumps({"a": "mode", "v": [self.mode, new]}))
+
+    async def reconnect(self) -> None:
+        """Close the connection; `run` connects again at once with the session's current token."""
+        if self._ws is not None and not self._ws.closed:
+            await self._ws.close()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, subscribe and consume until `stop`; reconnect after any drop, backing off to max_backoff_s."""
@@ -123,6 +149,7 @@ class KiteTicker:
         token = await self.session.token()
         url = f"{self.session.urls.ws}?api_key={self.session.creds.api_key}&access_token={token}"
         async with self.session.http.ws_connect(url, heartbeat=30) as ws:
+            self._ws = ws
             self.stats.connects += 1
             tokens = sorted(self.symbols)
             await ws.send_str(json.dumps({"a": "subscribe", "v": tokens}))
