@@ -144,8 +144,10 @@ class LiveFeed:
 
     What JetStream already holds beyond `after` when the feed starts (the recorder's lag, or
     everything when the WAL is elsewhere) is read first and merged by broker time like WAL history,
-    so a processor starting behind sees market data and orders in the order they were stored;
-    only events arriving afterwards interleave across streams as they are delivered.
+    so a processor starting behind sees market data and orders in the order they were stored.
+    Events arriving afterwards are taken by stream priority (the order of `streams`; the order path
+    first): within a stream in order, across streams the order path ahead of market data waiting
+    beside it, so under a market-data flood an intent waits for at most one batch in each process.
     """
 
     def __init__(self, bus: Bus, streams: Sequence[str], after: Mapping[str, int], *, source: str,
@@ -159,7 +161,11 @@ class LiveFeed:
         self.after = dict(after)
         self.source = source
         self.wanted = wanted
-        self._queue: asyncio.Queue[Envelope] = asyncio.Queue(queue_size)
+        # One queue per stream, taken in the order of `streams` (the order path first): a backlog of
+        # market data never stands in front of an intent, and a full market-data queue (the server's
+        # flow control then slows that consumer) never blocks delivery of the other stream.
+        self._queues: dict[str, asyncio.Queue[Envelope]] = {s: asyncio.Queue(queue_size) for s in self.streams}
+        self._arrived = asyncio.Event()
         self._backlog: deque[Envelope] = deque()
         self._subscriptions: list[object] = []
         self.received_kinds: set[str] = set()      # `sq.<area>.<kind>` of every subject delivered
@@ -229,7 +235,8 @@ class LiveFeed:
         envelope = await self._envelope(msg)
         if envelope is not None:
             # Blocks when the processor falls behind: the server's flow control then slows delivery.
-            await self._queue.put(envelope)
+            await self._queues[envelope.stream].put(envelope)
+            self._arrived.set()
 
     async def stop(self) -> None:
         """Stop delivery."""
@@ -238,20 +245,28 @@ class LiveFeed:
         self._subscriptions.clear()
 
     async def get(self) -> Envelope:
-        """The next event, backlog first, waiting for one (safe to cancel: nothing is lost)."""
-        if self._backlog:
-            return self._backlog.popleft()
-        return await self._queue.get()
+        """The next event, backlog first, then by stream priority, waiting for one (safe to cancel: nothing
+        is taken before the wait ends)."""
+        while True:
+            batch = self.drain(1)
+            if batch:
+                return batch[0]
+            self._arrived.clear()
+            if any(not queue.empty() for queue in self._queues.values()):
+                continue        # arrived between the drain and the clear
+            await self._arrived.wait()
 
     def drain(self, limit: int) -> list[Envelope]:
-        """Up to `limit` envelopes already waiting, without blocking (to batch live work)."""
+        """Up to `limit` envelopes already waiting, without blocking (to batch live work): the backlog,
+        then each stream's queue in priority order."""
         batch: list[Envelope] = []
         while len(batch) < limit and self._backlog:
             batch.append(self._backlog.popleft())
-        while len(batch) < limit and not self._queue.empty():
-            batch.append(self._queue.get_nowait())
+        for queue in self._queues.values():
+            while len(batch) < limit and not queue.empty():
+                batch.append(queue.get_nowait())
         return batch
 
     def lag(self) -> int:
         """Events received but not yet taken by the processor."""
-        return len(self._backlog) + self._queue.qsize()
+        return len(self._backlog) + sum(queue.qsize() for queue in self._queues.values())
