@@ -12,10 +12,11 @@
 # else the system bundle): it is handed to the build as a secret, mounted only while pip runs,
 # never stored in a layer. $PIP_INDEX_URL, when set, is passed as the build argument of that name.
 #
-# Usage: deploy/build-image.sh [--tools-only | --print-engine]
+# Usage: deploy/build-image.sh [--tools-only | --print-engine | --print-image]
 #   --tools-only    only make sure an engine is usable (installs buildah and debootstrap with apt-get
 #                   when root); exit 3 when neither can be had, 0 otherwise
 #   --print-engine  print the engine a build would use (docker or buildah) and exit
+#   --print-image   print the tag a build would make and exit
 # Environment: SQ_IMAGE (tag, default shrivenquant:<version>; buildah stores it as localhost/…),
 # SQ_IMAGE_ENGINE (docker or buildah, to force one), SQ_DEBIAN_MIRROR (default http://deb.debian.org/debian).
 # Exit status: 0 built; 3 no engine and the tools cannot be installed (nothing was tried); other
@@ -139,6 +140,10 @@ build_with_docker() {
   DOCKER_BUILDKIT=1 docker build "${args[@]}" .
 }
 
+if [ "${1:-}" = --print-image ]; then
+  echo "$image"
+  exit 0
+fi
 engine=$(pick_engine)
 if [ "${1:-}" = --print-engine ]; then
   echo "$engine"

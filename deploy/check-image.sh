@@ -18,8 +18,8 @@ say() { printf 'image-check [%4ss]: %s\n' "$SECONDS" "$*"; }
 fail() { say "FAIL: $*"; exit 1; }
 expected_uid=10001
 health_deadline=${SQ_IMAGE_CHECK_DEADLINE:-120}   # seconds for the gateway to answer /healthz
-version=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
-export SQ_IMAGE=${SQ_IMAGE:-shrivenquant:$version}
+SQ_IMAGE=$(deploy/build-image.sh --print-image)   # the tag make image builds ($SQ_IMAGE or the default)
+export SQ_IMAGE
 export BUILDAH_ISOLATION=chroot
 
 tools_rc=0
@@ -91,7 +91,9 @@ uids_of() { awk '/^Uid:/ {print $2, $3, $4, $5}' "/proc/$1/status"; }
 check_with_docker() {
   local broker="sq-image-check-broker-$$" gateway="sq-image-check-gateway-$$"
   trap 'docker rm -f "$gateway" "$broker" >/dev/null 2>&1 || true; rm -rf "$logs"' EXIT
-  docker run --rm "$SQ_IMAGE" --help | grep -q '^usage: sq' || fail "sq --help in the image printed no usage"
+  local help
+  help=$(docker run --rm "$SQ_IMAGE" --help) || fail "sq --help failed in the image"
+  grep -q '^usage: sq' <<<"$help" || fail "sq --help in the image printed no usage"
   say "sq --help ran in the image"
   docker run -d --name "$broker" --network host "$SQ_IMAGE" broker --port "$nats_port" \
     --monitor-port "$monitor_port" --store-dir /var/lib/sq/nats >/dev/null
