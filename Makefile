@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up test bench lint soak clean
+.PHONY: install up test bench lint soak image clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ lint: install
 # SQ_SOAK_REPORT (default bench-results/soak.json). The other slow fault tests run with it.
 soak: install
 	SQ_SOAK_SECONDS=$${SQ_SOAK_SECONDS:-1800} $(BIN)/pytest -m slow -rA tests
+
+# The container image from deploy/Dockerfile: docker when an engine answers, else buildah with a
+# Debian-bookworm Python base made once by debootstrap (deploy/build-image.sh says how; SQ_IMAGE names it).
+image:
+	deploy/build-image.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
