@@ -222,7 +222,7 @@ def run() -> list[BenchResult]:
                                        baseline=f"the same restart {how} (full rebuild of "
                                                 f"{history_.written:,} recorded market events)"))
                 p50, full = _as_of(data_dir, history_)
-                rows.append(result(f"as_of_positions_{label}", p50, "s (p50)", better="lower", baseline_value=full,
+                rows.append(result(f"as_of_positions_{label}", p50, "s (median)", better="lower", baseline_value=full,
                                    baseline=f"fold of every record up to the same time ({history_.written:,} "
                                             f"market events recorded)"))
     return rows
