@@ -98,11 +98,15 @@ async def readiness(gateway: Gateway) -> dict[str, Any]:
         checks["projections_caught_up"] = gateway.projections.caught_up.is_set()
         checks["projection_lag_events"] = lag
         checks["projections_current"] = lag < gateway.config.max_ready_lag
-    own_ready = all(value for key, value in checks.items() if key != "projection_lag_events")
+        if gateway.projections.history_missing:
+            # Served, but without the history the broker dropped before this gateway could read it.
+            checks["projection_history_missing_through"] = dict(gateway.projections.history_missing)
+    informative = ("projection_lag_events", "projection_history_missing_through")
+    own_ready = all(value for key, value in checks.items() if key not in informative)
     markets = missing_markets(gateway)
     probed = await services(gateway)
     waiting = {
-        "checks": [key for key, value in checks.items() if key != "projection_lag_events" and not value],
+        "checks": [key for key, value in checks.items() if key not in informative and not value],
         "services": [name for name, answer in probed.items() if not answer["ready"]],
         **markets,
     }

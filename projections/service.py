@@ -30,7 +30,7 @@ from projections.memory import give_back_freed_memory
 from projections.query import QueryResult, Relation, SqlEngine
 from projections.state import ProjectionState, evolve
 from projections.tables import ROW_TYPES, TableCache, arrow_schema, from_table, held_rows, to_table
-from store.follow import Envelope, LiveFeed, history, last_recorded
+from store.follow import Envelope, HistoryGone, LiveFeed, history, last_recorded
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ STREAMS = (STREAM_TRADING.name, STREAM_MD.name)
 SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.trade.>", "sq.md.bar.>",
                  "sq.md.top.>")
 _reads = subscribed(SUBSCRIPTIONS)
+HISTORY_MISSING = Gauge("sq_projection_history_missing_through_seq",
+                        "Stream sequences up to this one were gone from the broker and from any WAL here: "
+                        "the read models lack them", ["stream"])
 APPLIED_SEQ = Gauge("sq_projection_applied_seq", "Last stream sequence folded into the projections", ["stream"])
 
 
@@ -70,6 +73,7 @@ class Projections:
         self._previous_parts: dict[str, list[str]] = {}   # parts the previous checkpoint names
         # The gateway's memo of answered reads (question -> (table version, rows)); see routes_query.
         self.answers: dict[tuple[object, ...], tuple[int, list[dict[str, Any]]]] = {}
+        self.history_missing: dict[str, int] = {}      # stream -> last sequence the read models lack
 
     def load_and_catch_up(self) -> dict[str, int]:
         """Start from the latest checkpoint (if any) and fold in every WAL record after it."""
@@ -97,9 +101,21 @@ class Projections:
         for stream, seq in positions.items():
             self.ladder.positions[stream] = max(self.ladder.positions.get(stream, 0), seq)
         log.info("projections caught up", extra={"positions": positions, "version": self.state.version})
-        self._feed = LiveFeed(bus, STREAMS, positions, source="projections",
-                              filter_subjects=patterns_by_stream(SUBSCRIPTIONS, STREAMS))
-        await self._feed.start()
+        while True:
+            self._feed = LiveFeed(bus, STREAMS, positions, source="projections",
+                                  filter_subjects=patterns_by_stream(SUBSCRIPTIONS, STREAMS))
+            try:
+                await self._feed.start()
+                break
+            except HistoryGone as gone:
+                # No WAL here (a gateway pod without one) and the broker's retention dropped the start
+                # of history: serve what is left rather than nothing, and say so (metric, /readyz).
+                self.history_missing[gone.stream] = gone.first_held - 1
+                HISTORY_MISSING.labels(gone.stream).set(gone.first_held - 1)
+                log.error("projections start after history the broker no longer holds; mount the WAL "
+                          "(DATA_DIR/wal) to serve all of it", extra={"stream": gone.stream,
+                                                                      "missing_through": gone.first_held - 1})
+                positions[gone.stream] = gone.first_held - 1
         self.caught_up.set()
         last_checkpoint = time.monotonic()
         try:

@@ -118,3 +118,29 @@ def test_retention_keeps_the_last_day_then_hourly_and_every_n_records(tmp_path: 
     assert sorted({s // HOUR for s in old}) == sorted({(base + n * HOUR // 6) // HOUR for n in range(6 * 24)
                                                        if base + n * HOUR // 6 < newest - 24 * HOUR})
     assert base + 10 * HOUR + 1 in old
+
+
+async def test_projections_without_a_wal_serve_what_the_broker_still_holds_and_say_what_is_missing(
+        bus, tmp_path: Path) -> None:
+    import asyncio
+    from decimal import Decimal as D
+
+    from events import Trade, new_event_id
+    from projections.service import Projections
+    from tests.conftest import eventually
+
+    trades = [Trade(id=new_event_id(), ts=1_700_000_000_000_000_000 + i, venue="binance", symbol="XYZ",
+                    price=D(10 + i), quantity=D(1)) for i in range(10)]
+    await bus.publish_batch(trades)
+    await bus.js.purge_stream("SQ_MD", keep=3)          # the broker's retention dropped the head
+    projections = Projections(tmp_path / "no-wal", tmp_path / "checkpoints")
+    stop = asyncio.Event()
+    task = asyncio.create_task(projections.follow(bus, stop))
+    try:
+        await eventually(projections.caught_up.is_set, message="projections following")
+        assert projections.history_missing == {"SQ_MD": 7}
+        await eventually(lambda: projections.state.marks.get("XYZ", (None, 0))[0] == D(19),
+                         message="what the broker holds is folded in")
+    finally:
+        stop.set()
+        await task
