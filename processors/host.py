@@ -16,6 +16,7 @@ copy the recorder had not yet written.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import pickle
 import time
@@ -211,11 +212,9 @@ class ProcessorHost(Generic[State]):
         if not self.recovered:
             return
         RECOVERED.labels(self.name).inc(len(self.recovered))
-        kinds: dict[str, int] = {}
-        for output in self.recovered:
-            kinds[type(output).__name__] = kinds.get(type(output).__name__, 0) + 1
+        kinds = collections.Counter(type(output).__name__ for output in self.recovered)
         log.warning("publishing outputs decided during catch-up that the log does not hold",
-                    extra={"processor": self.name, "count": len(self.recovered), "types": kinds})
+                    extra={"processor": self.name, "count": len(self.recovered), "types": dict(kinds)})
         await self.bus.publish_batch(self.recovered)
         self.recovered = []
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
 from processors.snapshots import (
@@ -199,15 +198,4 @@ class Ladder:
             self._records_at.pop(path, None)
 
 
-def rung_headers(paths: Iterable[Path]) -> list[SnapshotHeader]:
-    """The headers of rungs whose hash checks out (tools and tests)."""
-    out = []
-    for path in paths:
-        try:
-            out.append(read_header(path.read_bytes()))
-        except InvalidSnapshot:
-            continue
-    return out
-
-
-__all__ = ["LADDER_VERSION", "SUBJECTS", "Ladder", "rung_headers", "wanted"]
+__all__ = ["LADDER_VERSION", "SUBJECTS", "Ladder", "wanted"]
