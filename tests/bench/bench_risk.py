@@ -1,6 +1,6 @@
-"""Risk benchmark: ns per check through the pure core (one intent at a time) and through the numpy batch path.
+"""Risk benchmark: ns per check and per intent through the pure core, the path the risk processor runs.
 
-Both run every check the limits switch on (14 here: all of them), with the reference price known,
+It runs every check the limits switch on (14 here: all of them), with the reference price known,
 positions in two other symbols (so exposure and margin walk the account) and intents that pass.
 """
 
@@ -14,7 +14,6 @@ import msgspec
 
 from events import BookTop, ChildOrder, ExecutionReport, OrderIntent
 from processors.risk import RiskState, parse_limits
-from processors.risk.batch import check_batch
 from processors.risk.core import step
 from tests.bench.harness import BenchResult, result
 
@@ -87,28 +86,11 @@ def _baseline_ns(count: int, repeats: int) -> float:
     return best
 
 
-def _batch_ns_per_check(count: int, repeats: int) -> tuple[float, float]:
-    state = _state()
-    intents = _intents(count, "b")
-    best = float("inf")
-    checks = 0.0
-    for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter_ns()
-        verdicts = check_batch(state, intents)
-        elapsed = time.perf_counter_ns() - start
-        assert bool(verdicts.accepted.all())
-        checks = float(verdicts.checks_run.sum())
-        best = min(best, elapsed / checks)
-    return best, checks / count
-
-
-def run(single_count: int = 20_000, batch_count: int = 200_000, repeats: int = 3) -> list[BenchResult]:
-    """risk_single, risk_single_intent and risk_batch, each beside a baseline measured in this run."""
+def run(single_count: int = 20_000, repeats: int = 3) -> list[BenchResult]:
+    """risk_single and risk_single_intent, each beside a baseline measured in this run."""
     per_intent, checks = _single_ns_per_intent(single_count, repeats)
     per_check = per_intent / checks
     baseline = _baseline_ns(single_count * 5, repeats)
-    batch, batch_checks = _batch_ns_per_check(batch_count, repeats)
     return [
         result("risk_single", per_check, "ns/check", better="lower", baseline_value=baseline,
                baseline=f"plain-Python single-limit Decimal check (one call, one comparison) in this run; "
@@ -116,9 +98,6 @@ def run(single_count: int = 20_000, batch_count: int = 200_000, repeats: int = 3
         result("risk_single_intent", per_intent, "ns/intent", better="lower", baseline_value=baseline * checks,
                baseline=f"the plain-Python single-limit check above, {checks:.0f} times (one per check) in this "
                         f"run; the issue's target is 5,000 ns"),
-        result("risk_batch", batch, "ns/check", better="lower", baseline_value=per_check,
-               baseline=f"risk_single core path per check in this run; batch of {batch_count} intents "
-                        f"({batch_checks:.0f} checks each) from OrderIntent objects to verdicts"),
     ]
 
 
