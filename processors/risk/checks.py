@@ -187,7 +187,7 @@ def _exposures(c: Ctx) -> tuple[Decimal, Decimal, Decimal] | None:
         return None
     symbol_value = c.projected * c.price
     rate = c.limits.margin_rate
-    gross, net, margin = exposures_parts(c.state, c.intent.account, c.intent.symbol)
+    gross, net, margin = _exposures_elsewhere(c.state, c.intent.account, c.intent.symbol)
     gross += abs(symbol_value)
     net += symbol_value
     if rate:
@@ -195,7 +195,7 @@ def _exposures(c: Ctx) -> tuple[Decimal, Decimal, Decimal] | None:
     return gross, abs(net), margin
 
 
-def exposures_parts(state: RiskState, account: str, symbol: str) -> tuple[Decimal, Decimal, Decimal]:
+def _exposures_elsewhere(state: RiskState, account: str, symbol: str) -> tuple[Decimal, Decimal, Decimal]:
     """Gross and net value and margin of the account's positions in every symbol but `symbol`."""
     gross = net = margin = ZERO
     own = state.accounts.get(account)
@@ -216,41 +216,42 @@ def exposures_parts(state: RiskState, account: str, symbol: str) -> tuple[Decima
     return gross, net, margin
 
 
-def max_gross_exposure(c: Ctx) -> CheckFailure | None:
-    limit = c.limits.max_gross_exposure
-    assert limit is not None
+# Indexes into what exposures() returns.
+GROSS, NET, MARGIN = 0, 1, 2
+
+
+def _exposure_check(c: Ctx, check: str, index: int, measure: str, bound: str, limit: Decimal) -> CheckFailure | None:
+    """Fail `check` when the account's projected exposures()[index] is over `limit` (the `bound`, in the reason)."""
     found = exposures(c)
     if found is None:
-        return c.no_price("max_gross_exposure")
-    if found[0] <= limit:
+        return c.no_price(check)
+    value = found[index]
+    if value <= limit:
         return None
-    return c.fail("max_gross_exposure", f"projected gross exposure {_f(found[0])} over limit {_f(limit)} for "
-                                        f"{c.intent.account} (order {c.where})", found[0], limit)
+    return c.fail(check, f"{measure} {_f(value)} over {bound} {_f(limit)} for {c.intent.account} (order {c.where})",
+                  value, limit)
+
+
+def max_gross_exposure(c: Ctx) -> CheckFailure | None:
+    """The account's projected gross exposure against max_gross_exposure."""
+    limit = c.limits.max_gross_exposure
+    assert limit is not None
+    return _exposure_check(c, "max_gross_exposure", GROSS, "projected gross exposure", "limit", limit)
 
 
 def max_net_exposure(c: Ctx) -> CheckFailure | None:
+    """The account's projected net exposure against max_net_exposure."""
     limit = c.limits.max_net_exposure
     assert limit is not None
-    found = exposures(c)
-    if found is None:
-        return c.no_price("max_net_exposure")
-    if found[1] <= limit:
-        return None
-    return c.fail("max_net_exposure", f"projected net exposure {_f(found[1])} over limit {_f(limit)} for "
-                                      f"{c.intent.account} (order {c.where})", found[1], limit)
+    return _exposure_check(c, "max_net_exposure", NET, "projected net exposure", "limit", limit)
 
 
 def margin(c: Ctx) -> CheckFailure | None:
+    """The account's projected margin required against its equity (capital plus P&L)."""
     capital = c.limits.capital
     assert capital is not None
-    found = exposures(c)
-    if found is None:
-        return c.no_price("margin")
     equity = capital + c.state.pnl(c.intent.account)
-    if found[2] <= equity:
-        return None
-    return c.fail("margin", f"margin required {_f(found[2])} over equity {_f(equity)} for {c.intent.account} "
-                            f"(order {c.where})", found[2], equity)
+    return _exposure_check(c, "margin", MARGIN, "margin required", "equity", equity)
 
 
 def order_rate(c: Ctx) -> CheckFailure | None:

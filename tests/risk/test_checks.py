@@ -163,6 +163,20 @@ def test_intent_when_net_exposure_around_limit_then_rejected_only_over_it(
         assert reasons["max_net_exposure"].startswith("projected net exposure 501.0")
 
 
+def test_intent_when_net_exposure_over_limit_then_reason_names_value_limit_and_order(eth_long: RiskState) -> None:
+    assert failed(eth_long, intent(quantity="3.01"))["max_net_exposure"] == (
+        "projected net exposure 501.00 over limit 500 for ACC1 (order ACC1/BTCUSDT)")
+
+
+def test_market_intent_when_no_reference_price_then_each_exposure_check_says_so() -> None:
+    state = state_with({"max_gross_exposure": "1000", "max_net_exposure": "500", "capital": "1000",
+                        "margin_rate": "0.1"})
+    reasons = failed(state, intent(limit_price=None))
+    expected = ("market order for ACC1/BTCUSDT has no reference price (no mid or last trade) to value it")
+    assert {check: reasons[check] for check in ("max_gross_exposure", "max_net_exposure", "margin")} == {
+        "max_gross_exposure": expected, "max_net_exposure": expected, "margin": expected}
+
+
 # --- margin against equity -----------------------------------------------------------------------
 
 @pytest.mark.parametrize(("quantity", "accepted"), [("99.99", True), ("100", True), ("100.01", False)])
