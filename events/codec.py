@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias, get_args
 
 import msgspec
 
@@ -31,21 +31,16 @@ from events.trading import (
     RiskDecision,
 )
 
-EVENT_TYPES: tuple[type[Event], ...] = (
-    Trade, BookSnapshot, BookDelta, BookTop, Bar,
-    OrderIntent, CancelIntent, RiskDecision, ChildOrder, ChildCancel, ExecutionReport, ParentOrderCompleted,
-    TargetWeightsSet, RebalanceProposed, ReconciliationBreak, VenuePositionsReported,
-    KillSwitchEngaged, KillSwitchReleased, CircuitBreakerTripped, CircuitBreakerReset,
-    TradingStateChanged, LimitsChanged, TimerFired,
-    AuditEvent, DeadLetter,
+# Every event type, listed once: the union decoders and annotations use; EVENT_TYPES is read from it.
+AnyEvent: TypeAlias = (
+    Trade | BookSnapshot | BookDelta | BookTop | Bar
+    | OrderIntent | CancelIntent | RiskDecision | ChildOrder | ChildCancel | ExecutionReport | ParentOrderCompleted
+    | TargetWeightsSet | RebalanceProposed | ReconciliationBreak | VenuePositionsReported
+    | KillSwitchEngaged | KillSwitchReleased | CircuitBreakerTripped | CircuitBreakerReset
+    | TradingStateChanged | LimitsChanged | TimerFired
+    | AuditEvent | DeadLetter
 )
-AnyEvent = (Trade | BookSnapshot | BookDelta | BookTop | Bar
-            | OrderIntent | CancelIntent | RiskDecision | ChildOrder | ChildCancel | ExecutionReport
-            | ParentOrderCompleted
-            | TargetWeightsSet | RebalanceProposed | ReconciliationBreak | VenuePositionsReported
-            | KillSwitchEngaged | KillSwitchReleased | CircuitBreakerTripped | CircuitBreakerReset
-            | TradingStateChanged | LimitsChanged | TimerFired
-            | AuditEvent | DeadLetter)
+EVENT_TYPES: tuple[type[Event], ...] = get_args(AnyEvent)
 EVENT_TYPES_BY_NAME: dict[str, type[Event]] = {t.__name__: t for t in EVENT_TYPES}
 
 _encoder = msgspec.json.Encoder(decimal_format="string")

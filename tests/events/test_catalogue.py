@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from events import (
     EVENT_TYPES,
+    Event,
     EventDecodeError,
     OrderIntent,
     complete_intent,
@@ -48,6 +49,14 @@ def test_every_catalogue_type_has_a_sample_that_round_trips_unchanged() -> None:
     for event in samples:
         assert decode(encode(event)) == event
         assert decode_for_subject(subject_for(event), encode(event)) == event
+
+
+def test_catalogue_lists_every_event_class_once() -> None:
+    def subclasses(cls: type) -> list[type]:
+        return [sub for child in cls.__subclasses__() for sub in (child, *subclasses(child))]
+
+    assert len(EVENT_TYPES) == len(set(EVENT_TYPES))
+    assert set(subclasses(Event)) == set(EVENT_TYPES)
 
 
 def test_money_travels_as_decimal_strings_with_exact_digits() -> None:
