@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from events._base import Event, Token
 
 TradingState = Literal["ACTIVE", "REDUCING", "HALTED"]
+
+# A limit's value in one layer: unset inherits from the layer above, null switches the check off.
+Money = Decimal | None | UnsetType
+Count = int | None | UnsetType
+Seconds = Decimal | UnsetType
 
 
 class KillSwitchEngaged(Event, frozen=True, kw_only=True):
@@ -49,12 +58,44 @@ class TradingStateChanged(Event, frozen=True, kw_only=True):
     reason: str
 
 
+class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One layer of risk limits (a limits file's layer, or a run-time change); every field is optional.
+
+    Money and sizes are decimals (strings or numbers in JSON), counts are integers, windows are
+    seconds. Unknown names are refused, so a misspelt limit is an error and not a silently unchanged one.
+    """
+
+    max_order_quantity: Money = UNSET
+    max_order_notional: Money = UNSET
+    price_collar_bps: Money = UNSET
+    max_position: Money = UNSET
+    max_gross_exposure: Money = UNSET
+    max_net_exposure: Money = UNSET
+    margin_rate: Money = UNSET
+    max_orders_per_window: Count = UNSET
+    order_window_s: Seconds = UNSET
+    max_open_orders: Count = UNSET
+    restricted: bool | UnsetType = UNSET
+    capital: Money = UNSET
+    max_daily_loss: Money = UNSET
+    breaker_move_bps: Money = UNSET
+    breaker_window_s: Seconds = UNSET
+    breaker_cooldown_s: Seconds = UNSET
+    error_burst_count: Count = UNSET
+    error_burst_window_s: Seconds = UNSET
+
+
 class LimitsChanged(Event, frozen=True, kw_only=True):
-    """Risk limits for an account and/or symbol changed at run time; `limits` maps limit name to value."""
+    """Risk limits for an account and/or symbol changed at run time.
+
+    `limits` carries only what changes: a value sets a limit, null switches its check off, a limit
+    left out keeps its value. Types are checked when the event is decoded (the error names
+    `$.limits.<name>`); the risk core checks the values against the layer they land in.
+    """
 
     account: Token | None = None
     symbol: Token | None = None
-    limits: dict[str, str]
+    limits: Limits
     actor: str
 
 
@@ -70,6 +111,6 @@ ControlEvent = (KillSwitchEngaged | KillSwitchReleased | CircuitBreakerTripped |
 
 __all__ = [
     "CircuitBreakerReset", "CircuitBreakerTripped", "ControlEvent", "KillSwitchEngaged",
-    "KillSwitchReleased", "LimitsChanged", "TimerFired", "TradingState", "TradingStateChanged",
+    "KillSwitchReleased", "Limits", "LimitsChanged", "TimerFired", "TradingState", "TradingStateChanged",
 ]
 

@@ -9,6 +9,9 @@ here, so the engine compares integers. Scope of each limit:
 - per account (exposure, margin rate, open orders, order rate): same layers, resolved for the intent's symbol;
 - account-wide values `capital` and `max_daily_loss`: defaults → account only;
 - circuit-breaker settings: defaults → symbol only (a breaker halts a symbol for everyone).
+
+A layer's type, `Limits`, lives in the event catalogue (events.control), because a LimitsChanged
+event carries one: a run-time change is typed when it is decoded and merged here as it is.
 """
 
 from __future__ import annotations
@@ -20,40 +23,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET
 
 from events._base import TOKEN_PATTERN
+from events.control import Limits
 
 _TOKEN = re.compile(TOKEN_PATTERN)
 NS_PER_S = 1_000_000_000
-
-Money = Decimal | None | UnsetType
-Count = int | None | UnsetType
-Seconds = Decimal | UnsetType
-
-
-class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
-    """One layer of limits; every field is optional (unset inherits, null switches the check off)."""
-
-    max_order_quantity: Money = UNSET
-    max_order_notional: Money = UNSET
-    price_collar_bps: Money = UNSET
-    max_position: Money = UNSET
-    max_gross_exposure: Money = UNSET
-    max_net_exposure: Money = UNSET
-    margin_rate: Money = UNSET
-    max_orders_per_window: Count = UNSET
-    order_window_s: Seconds = UNSET
-    max_open_orders: Count = UNSET
-    restricted: bool | UnsetType = UNSET
-    capital: Money = UNSET
-    max_daily_loss: Money = UNSET
-    breaker_move_bps: Money = UNSET
-    breaker_window_s: Seconds = UNSET
-    breaker_cooldown_s: Seconds = UNSET
-    error_burst_count: Count = UNSET
-    error_burst_window_s: Seconds = UNSET
-
 
 LIMIT_NAMES: tuple[str, ...] = Limits.__struct_fields__
 ACCOUNT_WIDE = frozenset({"capital", "max_daily_loss"})
@@ -234,16 +210,6 @@ def load_limits(path: str | Path) -> LimitsFile:
     """Read a limits file (.json or .toml) once, at start-up."""
     path = Path(path)
     return parse_limits(path.read_bytes(), format="toml" if path.suffix == ".toml" else "json")
-
-
-def parse_change(values: dict[str, str], *, path: str = "limits") -> Limits:
-    """Turn the string map of a LimitsChanged event into a typed layer ("null" or "" switches a check off)."""
-    cleaned: dict[str, Any] = {k: (None if v.strip().lower() in ("", "null", "none") else v)
-                               for k, v in values.items()}
-    try:
-        return msgspec.convert(cleaned, Limits, strict=False)
-    except msgspec.ValidationError as exc:
-        raise InvalidLimits([f"{path}: {exc}"]) from exc
 
 
 def apply_change(file: LimitsFile, account: str | None, symbol: str | None, change: Limits) -> LimitsFile:

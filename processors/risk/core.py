@@ -43,7 +43,7 @@ from events.trading import CancelIntent, ChildCancel, ChildOrder, ExecutionRepor
 from processors.positions import apply_fill
 from processors.positions.book import evolve as evolve_book
 from processors.risk.checks import Ctx, _f, _seconds
-from processors.risk.config import InvalidLimits, apply_change, parse_change
+from processors.risk.config import InvalidLimits, apply_change
 from processors.risk.state import DAY_NS, Halt, RiskState
 
 ROLE_DECISION = "risk-decision"
@@ -187,7 +187,7 @@ def decide_kill(state: RiskState, kill: KillSwitchEngaged) -> list[Event]:
 def decide_limits(state: RiskState, change: LimitsChanged) -> list[Event]:
     """A DeadLetter naming every bad field of a limits change (a good change only evolves state)."""
     try:
-        apply_change(state.limits, change.account, change.symbol, parse_change(change.limits))
+        apply_change(state.limits, change.account, change.symbol, change.limits)
     except InvalidLimits as exc:
         return [DeadLetter(id=derived_id(change.id, ROLE_DEAD_LETTER), ts=change.ts, causation_id=change.id,
                            correlation_id=change.id, source="risk", subject=subject_for(change),
@@ -304,7 +304,7 @@ def evolve(state: RiskState, event: object) -> RiskState:
                 state.account(account).state = new
         case LimitsChanged():
             try:
-                state.limits = apply_change(state.limits, event.account, event.symbol, parse_change(event.limits))
+                state.limits = apply_change(state.limits, event.account, event.symbol, event.limits)
             except InvalidLimits:
                 return state                       # refused; decide() dead-letters it with the reasons
             state.compiled.clear()

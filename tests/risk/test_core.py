@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import pickle
+from decimal import Decimal
+
+import pytest
 
 from events import (
     ChildCancel,
     CircuitBreakerTripped,
     DeadLetter,
+    EventDecodeError,
+    Limits,
     LimitsChanged,
     RiskDecision,
     TradingStateChanged,
+    decode_for_subject,
     derived_id,
 )
 from processors.risk import RiskState, decide, evolve
@@ -61,7 +67,7 @@ def test_decide_when_called_then_state_not_mutated() -> None:
     run(state, order, sent)
     before = pickle.dumps(state)
     for event in (intent(), trade("150"), report(sent, "REJECTED"), kill(None), trade("1"),
-                  LimitsChanged(id="l", ts=T0, limits={"max_position": "-1"}, actor="ops")):
+                  LimitsChanged(id="l", ts=T0, limits=Limits(max_position=Decimal(-1)), actor="ops")):
         assert decide(state, event)
         assert pickle.dumps(state) == before
 
@@ -190,17 +196,17 @@ def test_daily_loss_when_new_utc_day_then_measured_from_that_day() -> None:
 def test_limits_changed_when_valid_then_new_limit_applies_to_next_intent() -> None:
     state = state_with({"max_order_quantity": "1"})
     assert not decide(state, intent(quantity="2"))[0].accepted
-    assert run(state, LimitsChanged(id="l1", ts=T0, account="ACC1", limits={"max_order_quantity": "2"},
+    assert run(state, LimitsChanged(id="l1", ts=T0, account="ACC1", limits=Limits(max_order_quantity=Decimal(2)),
                                     actor="ops")) == []
     assert decide(state, intent(quantity="2"))[0].accepted
     assert not decide(state, intent(account="ACC2", quantity="2"))[0].accepted
-    run(state, LimitsChanged(id="l2", ts=T0, limits={"max_order_quantity": "null"}, actor="ops"))
+    run(state, LimitsChanged(id="l2", ts=T0, limits=Limits(max_order_quantity=None), actor="ops"))
     assert decide(state, intent(account="ACC2", quantity="2"))[0].accepted
 
 
 def test_limits_changed_when_invalid_then_dead_lettered_naming_fields_and_limits_kept() -> None:
     state = state_with({"max_order_quantity": "1"})
-    change = LimitsChanged(id="l3", ts=T0, symbol="BTCUSDT", limits={"max_order_quantity": "-5", "capital": "9"},
+    change = LimitsChanged(id="l3", ts=T0, symbol="BTCUSDT", limits=Limits(max_order_quantity=Decimal(-5), capital=Decimal(9)),
                            actor="ops")
     (letter,) = run(state, change)
     assert isinstance(letter, DeadLetter)
@@ -210,9 +216,31 @@ def test_limits_changed_when_invalid_then_dead_lettered_naming_fields_and_limits
     assert not decide(state, intent(quantity="2"))[0].accepted
 
 
-def test_limits_changed_when_unknown_limit_then_dead_lettered() -> None:
-    (letter,) = run(state_with({}), LimitsChanged(id="l4", ts=T0, limits={"max_qty": "1"}, actor="ops"))
-    assert "unknown field `max_qty`" in letter.reason
+def _limits_changed(limits: str) -> bytes:
+    return (b'{"type": "LimitsChanged", "id": "l4", "ts": 1, "actor": "ops", "limits": ' + limits.encode() + b"}")
+
+
+def test_limits_changed_from_json_when_decimal_strings_and_null_then_typed_once_and_applied() -> None:
+    change = decode_for_subject("sq.ctl.limits.all", _limits_changed(
+        '{"max_order_quantity": "2", "max_position": null, "max_open_orders": 5, "restricted": false}'))
+    assert isinstance(change, LimitsChanged)
+    assert change.limits == Limits(max_order_quantity=Decimal(2), max_position=None, max_open_orders=5,
+                                   restricted=False)
+    state = state_with({"max_order_quantity": "1", "max_position": "1"})
+    assert run(state, change) == []
+    assert decide(state, intent(quantity="2"))[0].accepted
+
+
+@pytest.mark.parametrize(("limits", "reason"), [
+    ('{"max_qty": "1"}', "Object contains unknown field `max_qty` - at `$.limits`"),
+    ('{"max_open_orders": "three"}', "Expected `int | null`, got `str` - at `$.limits.max_open_orders`"),
+    ('{"max_position": "none"}', "Invalid decimal string - at `$.limits.max_position`"),
+])
+def test_limits_changed_when_unknown_name_or_wrong_type_then_refused_at_decode_naming_the_field(
+        limits: str, reason: str) -> None:
+    with pytest.raises(EventDecodeError) as refused:
+        decode_for_subject("sq.ctl.limits.all", _limits_changed(limits))
+    assert refused.value.reason == reason
 
 
 # --- replay --------------------------------------------------------------------------------------
