@@ -29,11 +29,13 @@ from events.trading import (
     OrderIntent,
     ParentOrderCompleted,
     RiskDecision,
+    TradeReported,
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
     Trade, BookSnapshot, BookDelta, BookTop, Bar,
     OrderIntent, CancelIntent, RiskDecision, ChildOrder, ChildCancel, ExecutionReport, ParentOrderCompleted,
+    TradeReported,
     TargetWeightsSet, RebalanceProposed, ReconciliationBreak, VenuePositionsReported,
     KillSwitchEngaged, KillSwitchReleased, CircuitBreakerTripped, CircuitBreakerReset,
     TradingStateChanged, LimitsChanged, TimerFired,
@@ -41,7 +43,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 )
 AnyEvent = (Trade | BookSnapshot | BookDelta | BookTop | Bar
             | OrderIntent | CancelIntent | RiskDecision | ChildOrder | ChildCancel | ExecutionReport
-            | ParentOrderCompleted
+            | ParentOrderCompleted | TradeReported
             | TargetWeightsSet | RebalanceProposed | ReconciliationBreak | VenuePositionsReported
             | KillSwitchEngaged | KillSwitchReleased | CircuitBreakerTripped | CircuitBreakerReset
             | TradingStateChanged | LimitsChanged | TimerFired
