@@ -127,3 +127,14 @@ def test_readme_names_every_column_and_every_rts24_field_that_does_not_apply() -
     missing = [c for c in COLUMNS if f"`{c}`" not in section]
     missing += [f for f in [*NOT_APPLICABLE, *(f for f in RTS24_FIELDS.values() if f)] if f not in section]
     assert not missing, missing
+
+
+def test_audit_trail_of_a_filled_order_holds_the_trade_report_of_each_fill(data_dir: Path) -> None:
+    from processors.reporting.audit import audit_order
+
+    rows = list(order_records(data_dir))
+    filled = next(r["order_id"] for r in rows if r["traded_quantity"] is not None)
+    trail = audit_order(data_dir, filled)
+    fills = [e.event_id for e in trail.entries if e.event_type == "ExecutionReport" and e.event["last_price"]]
+    reports = [e.event["report_id"] for e in trail.entries if e.event_type == "TradeReported"]
+    assert fills and reports == fills
