@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 from events.codec import EventDecodeError, decode_for_subject
 from events.subjects import STREAM_TRADING
@@ -310,7 +309,7 @@ def order_records(data_dir: Path, *, from_ts: int | None = None, to_ts: int | No
         reader.close()
 
 
-def write_csv(rows: Iterator[dict[str, Any]], out: io.TextIOBase | Any) -> int:
+def write_csv(rows: Iterator[dict[str, Any]], out: TextIO) -> int:
     """Write the rows as CSV with a header (None as an empty cell); returns the number of rows."""
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
