@@ -51,6 +51,7 @@ from events.trading import (
     ParentOrderCompleted,
     PovAlgo,
     RiskDecision,
+    TradeReported,
     TwapAlgo,
     VwapAlgo,
 )
@@ -63,7 +64,7 @@ __all__ = [
     "DeadLetter", "Delivery", "Event", "EventDecodeError", "ExecutionReport", "InvalidValue",
     "KillSwitchEngaged", "KillSwitchReleased", "LimitAlgo", "Limits", "LimitsChanged", "MarketAlgo", "OrderIntent",
     "Outgoing", "ParentOrderCompleted", "PovAlgo", "PublishError", "RebalanceProposed", "ReconciliationBreak", "RiskDecision",
-    "StreamSettings", "StreamSpec", "TargetWeightsSet", "TimerFired", "Trade", "TradingState",
+    "StreamSettings", "StreamSpec", "TargetWeightsSet", "TimerFired", "Trade", "TradeReported", "TradingState",
     "TradingStateChanged", "TransientError", "TwapAlgo", "VenuePositionsReported", "VwapAlgo",
     "complete_intent", "decode", "decode_for_subject", "derived_id", "embedded_broker", "encode",
     "find_nats_server", "free_port", "intent_id_for", "new_event_id", "outgoing", "resolve_url",

@@ -29,12 +29,14 @@ from events.trading import (
     OrderIntent,
     ParentOrderCompleted,
     RiskDecision,
+    TradeReported,
 )
 
 # Every event type, listed once: the union decoders and annotations use; EVENT_TYPES is read from it.
 AnyEvent: TypeAlias = (
     Trade | BookSnapshot | BookDelta | BookTop | Bar
     | OrderIntent | CancelIntent | RiskDecision | ChildOrder | ChildCancel | ExecutionReport | ParentOrderCompleted
+    | TradeReported
     | TargetWeightsSet | RebalanceProposed | ReconciliationBreak | VenuePositionsReported
     | KillSwitchEngaged | KillSwitchReleased | CircuitBreakerTripped | CircuitBreakerReset
     | TradingStateChanged | LimitsChanged | TimerFired

@@ -27,6 +27,7 @@ from events.trading import (
     OrderIntent,
     ParentOrderCompleted,
     RiskDecision,
+    TradeReported,
 )
 
 _TOKEN = re.compile(TOKEN_PATTERN)
@@ -59,7 +60,7 @@ class StreamSpec:
 
 
 STREAM_MD = StreamSpec("SQ_MD", ("sq.md.>",))
-STREAM_TRADING = StreamSpec("SQ_TRADING", ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>"))
+STREAM_TRADING = StreamSpec("SQ_TRADING", ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.rpt.>"))
 STREAM_AUDIT = StreamSpec("SQ_AUDIT", ("sq.audit.>", "sq.dlq.>"))
 STREAMS: tuple[StreamSpec, ...] = (STREAM_MD, STREAM_TRADING, STREAM_AUDIT)
 
@@ -114,6 +115,8 @@ def subject_for(event: Event) -> str:
             return f"sq.exec.report.{venue}.{account}"
         case ParentOrderCompleted(account=account):
             return f"sq.exec.tca.{account}"
+        case TradeReported(account=account):
+            return f"sq.rpt.trade.{account}"
         case TargetWeightsSet(account=account):
             return f"sq.pf.targets.{account}"
         case RebalanceProposed(account=account):

@@ -235,3 +235,37 @@ class ParentOrderCompleted(Event, frozen=True, kw_only=True):
     market_volume: Decimal = Decimal(0)
     participation: Decimal | None = None
     schedule_note: str | None = None
+
+
+class TradeReported(Event, frozen=True, kw_only=True):
+    """A real-time trade report of one fill, as the reporting service publishes it on `sq.rpt.trade.<account>`.
+
+    It carries what a regulator's trade report asks for. Both times are to the microsecond (ns
+    since the epoch, truncated to whole microseconds, and as ISO-8601 UTC text): `execution_ts`
+    is when the venue says the trade executed (its `venue_ts`, else the report's time);
+    `publication_ts` is the event time at which the report was made, the fill's arrival in
+    ShrivenQuant (the ExecutionReport's `ts`), so a replay makes the same report byte for byte.
+    `decision_id` is the accepting RiskDecision's id and `algo` the parent order's algorithm;
+    both are None for a fill of an order whose intent the service never saw.
+    """
+
+    report_id: EventId
+    account: Token
+    venue: Token
+    symbol: Token
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    order_id: EventId
+    child_id: EventId
+    venue_order_id: str | None = None
+    client_order_id: str | None = None
+    decision_id: EventId | None = None
+    algo: str | None = None
+    execution_ts: TimestampNs
+    execution_time: str
+    publication_ts: TimestampNs
+    publication_time: str
+    fee: Decimal = Decimal(0)
+    fee_currency: str | None = None
+    liquidity: Literal["MAKER", "TAKER"] | None = None

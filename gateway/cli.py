@@ -76,6 +76,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 # `sq processor NAME`: each module offers add_arguments(parser) and main(args) -> exit code.
 PROCESSORS: dict[str, tuple[str, str]] = {
     "portfolio": ("processors.portfolio.runner", "rebalancing, attribution and reconciliation of target weights"),
+    "reporting": ("processors.reporting.runner", "a real-time trade report per fill on sq.rpt.trade.<account>"),
     "recorder": ("store.recorder", "JetStream to WAL, one log per stream, with durable watermarks"),
     "aggregator": ("processors.aggregator.runner", "bars, L2 books and book tops from trades and depth updates"),
     "binance": ("processors.connectors.live_runner", "Binance spot market data (and, with --trade, orders)"),

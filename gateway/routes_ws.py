@@ -6,12 +6,12 @@ Protocol (JSON text frames both ways):
   browsers cannot set headers on a WebSocket (the query string may reach proxy access logs,
   so use the header where you can). No valid token: 401 JSON before the upgrade.
 - ``{"subscribe": ["sq.exec.report.>", "sq.md.trade.BINANCE.*"]}`` adds NATS wildcard patterns
-  under ``sq.md.``, ``sq.ord.``, ``sq.risk.``, ``sq.exec.``, ``sq.pf.`` or ``sq.ctl.``; the
+  under ``sq.md.``, ``sq.ord.``, ``sq.risk.``, ``sq.exec.``, ``sq.pf.``, ``sq.ctl.`` or ``sq.rpt.``; the
   server answers ``{"subscribed": [every current pattern]}`` once the broker has the interest.
   ``{"unsubscribe": [...]}`` removes patterns; ``{"ping": x}`` is answered ``{"pong": x}``
   (browsers cannot send protocol pings; the server itself pings every 20 s).
 - The server pushes ``{"subject": ..., "event": {...}}``. Users without the risk or admin role
-  see order-path events (``sq.ord/risk/exec/pf``, account = last subject token) and
+  see order-path events and trade reports (``sq.ord/risk/exec/pf/rpt``, account = last subject token) and
   account-scoped control events (``sq.ctl.killswitch|state|limits.<account>``) only for their
   own accounts; market data and global control events are visible to everyone.
 - A bad message gets ``{"error", "detail"}`` and the connection stays open.
@@ -53,8 +53,8 @@ from gateway.tokens import Claims, Revocation
 
 log = logging.getLogger(__name__)
 
-ALLOWED_KINDS = frozenset({"md", "ord", "risk", "exec", "pf", "ctl"})
-ACCOUNT_SCOPED = frozenset({"ord", "risk", "exec", "pf"})
+ALLOWED_KINDS = frozenset({"md", "ord", "risk", "exec", "pf", "ctl", "rpt"})
+ACCOUNT_SCOPED = frozenset({"ord", "risk", "exec", "pf", "rpt"})
 SCOPED_CONTROL = frozenset({"killswitch", "state", "limits"})
 MAX_PATTERNS = 64
 DEFAULT_QUEUE_SIZE = 4096

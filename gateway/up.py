@@ -125,7 +125,7 @@ def _probe_port(name: str) -> int:
 
 # The usual probe port of each process `sq up` starts (ARCHITECTURE.md); connectors share 50052.
 PROBE_PORTS = {"recorder": 50059, "risk": 50053, "router": 50054, "venue-sim": 50058, "aggregator": 50057,
-               "portfolio": 50055, "connector": 50052, "connector-bars": 50062}
+               "portfolio": 50055, "reporting": 50056, "connector": 50052, "connector-bars": 50062}
 
 
 def _children(data_dir: Path, url: str, execution: Path, limits: Path, with_market: bool,
@@ -140,6 +140,7 @@ def _children(data_dir: Path, url: str, execution: Path, limits: Path, with_mark
         ("venue-sim", ["processor", "venue-sim", *common, "--config", str(execution)]),
         ("aggregator", ["processor", "aggregator", *common, "--intervals", "1s,1m", "--top-every-ms", "250"]),
         ("portfolio", ["processor", "portfolio", *common]),
+        ("reporting", ["processor", "reporting", *common]),
     ]
     if live is not None:  # `--venue`: the live runner takes the simulated venue's place
         specs = [(live[0], ["processor", live[0], *common, *live[1]]) if name == "venue-sim" else (name, args)

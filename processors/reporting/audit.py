@@ -8,9 +8,10 @@ appending to. Anyone holding the WAL can check an entry with `sq wal verify` and
 What belongs to an order: its intent, the risk decision (every failed check with its value and
 limit, and how many checks ran), every child order, child cancel and execution report, cancel
 intents naming it (by order id, or by the intent's account and client order id), the
-`ParentOrderCompleted` with its TCA, and the control events (kill switch, circuit breaker,
-trading state, limits) that any of those name as their cause. Entries are in log order:
-broker time, then stream, then sequence — the order `store.follow.history` replays them in.
+`TradeReported` of each fill, the `ParentOrderCompleted` with its TCA, and the control events
+(kill switch, circuit breaker, trading state, limits) that any of those name as their cause.
+Entries are in log order: broker time, then stream, then sequence — the order
+`store.follow.history` replays them in.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from events.trading import (
     OrderIntent,
     ParentOrderCompleted,
     RiskDecision,
+    TradeReported,
 )
 from store._segments import SegmentInfo, mapped
 from store.follow import completed, wal_dir
@@ -38,7 +40,7 @@ from store.reader import WalReader
 
 UNSEALED = "unsealed"
 _ORDER_TYPES = (OrderIntent, RiskDecision, ChildOrder, ChildCancel, ExecutionReport, CancelIntent,
-                ParentOrderCompleted)
+                ParentOrderCompleted, TradeReported)
 _CAUSE_TYPES = (KillSwitchEngaged, CircuitBreakerTripped, TradingStateChanged, LimitsChanged)
 # "" too: an intent published straight onto NATS may omit its `type` tag, and the recorder keeps the record type empty.
 _TYPE_NAMES = frozenset(t.__name__ for t in (*_ORDER_TYPES, *_CAUSE_TYPES)) | {""}
@@ -130,7 +132,8 @@ def _belongs(event: object, order_id: str, intent: OrderIntent | None) -> bool:
         case CancelIntent(order_id=target, client_order_id=coid, account=account):
             return target == order_id or (target is None and intent is not None and account == intent.account
                                           and coid == intent.client_order_id)
-        case RiskDecision() | ChildOrder() | ChildCancel() | ExecutionReport() | ParentOrderCompleted():
+        case RiskDecision() | ChildOrder() | ChildCancel() | ExecutionReport() | ParentOrderCompleted() \
+                | TradeReported():
             return event.order_id == order_id
     return False
 
@@ -208,6 +211,9 @@ def _summary(entry: AuditEntry) -> str:
             reason = f" reason {e['reason']}" if e.get("reason") else ""
             return (f"child {e['child_id']} {e['status']} at {e['venue']}{fill} cum {e.get('cum_quantity')} "
                     f"leaves {e.get('leaves_quantity')}{reason}")
+        case "TradeReported":
+            return (f"trade report of {e['report_id']}: {e['side']} {e['quantity']} @ {e['price']} at {e['venue']}, "
+                    f"executed {e['execution_time']}, reported {e['publication_time']}")
         case "ChildCancel":
             return f"cancel child {e['child_id']} at {e['venue']}: {e['reason']}"
         case "CancelIntent":

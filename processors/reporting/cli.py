@@ -57,7 +57,7 @@ def cmd_tearsheet(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any) -> None:
-    """Add `report metrics|tearsheet|audit|blotter|tca|daily` to an argparse subparsers object (the `sq` CLI calls this)."""
+    """Add `report metrics|tearsheet|audit|blotter|tca|daily|orders` to an argparse subparsers object (the `sq` CLI calls this)."""
     report = subparsers.add_parser("report", help="performance analytics and tear sheets")
     tools = report.add_subparsers(dest="report_command", required=True)
 

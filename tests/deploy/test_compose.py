@@ -10,7 +10,7 @@ import pytest
 from gateway.cli import build_parser
 from tests.deploy.conftest import DEPLOY, ROOT, load_all
 
-SQ_SERVICES = {"recorder", "risk", "router", "venue-sim", "aggregator", "connector", "gateway", "backup"}
+SQ_SERVICES = {"recorder", "risk", "router", "venue-sim", "aggregator", "reporting", "connector", "gateway", "backup"}
 NATS = {"nats-1", "nats-2", "nats-3"}
 
 

@@ -171,6 +171,7 @@ async def _until_no_clients(running: Running) -> None:
 def test_patterns_are_validated_naming_the_offender() -> None:
     assert parse_pattern("sq.exec.report.>") == ("sq", "exec", "report", ">")
     assert parse_pattern("sq.ctl.*") == ("sq", "ctl", "*")
+    assert parse_pattern("sq.rpt.trade.>") == ("sq", "rpt", "trade", ">")
     for bad in ("sq.dlq.x", "sq.*.trade", "sq.md", "sq.md..x", "sq.md.>.x"):
         with pytest.raises(PatternError) as raised:
             parse_pattern(bad)
@@ -180,6 +181,7 @@ def test_patterns_are_validated_naming_the_offender() -> None:
 def test_account_of_scopes_order_path_and_account_control_subjects_only() -> None:
     assert account_of(("sq", "exec", "report", "SIM", "ACC1")) == "ACC1"
     assert account_of(("sq", "ord", "intent", "ACC2")) == "ACC2"
+    assert account_of(("sq", "rpt", "trade", "ACC4")) == "ACC4"     # trade reports: only their account's users
     assert account_of(("sq", "ctl", "killswitch", "ACC3")) == "ACC3"
     assert account_of(("sq", "ctl", "killswitch", "all")) is None
     assert account_of(("sq", "ctl", "breaker", "BTCUSDT")) is None

@@ -1,13 +1,15 @@
 """`sq up` on a fresh data dir, as a newcomer runs it: ready means tradable, and no event is stamped in the future.
 
 One `sq up` (a real process with its embedded broker, every processor and the demo replay) serves
-both tests, in file order: the first places MARKET orders the moment the banner appears, the second
-lets the stack run about a minute with orders working, then reads the WAL.
+every test, in file order: the first places MARKET orders the moment the banner appears, the second
+lets the stack run about a minute with orders working, then reads the WAL; the third checks the
+trade reports and the order-record export of that run against the WAL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import csv
 import signal
 import subprocess
 import sys
@@ -16,16 +18,23 @@ import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
-from events import free_port
-from events.subjects import STREAMS
+from events import ExecutionReport, TradeReported, encode, free_port
+from events.subjects import STREAMS, subject_for
 from gateway.up import DEFAULTS, MARKET_FILES, SAMPLES
 from gateway.up_ready import demo_markets
 from gateway.users import UserStore
+from processors.reporting.core import ReportingState, is_fill
+from processors.reporting.core import decide as reporting_decide
+from processors.reporting.core import evolve as reporting_evolve
+from processors.reporting.orders import ORDER_EVENT_TYPES
+from processors.reporting.runner import wanted as reporting_wanted
 from store.follow import history, last_recorded
 from tests.conftest import REPO_ROOT, eventually
 
@@ -183,3 +192,51 @@ def test_up_when_run_for_a_minute_then_no_recorded_event_is_stamped_after_the_br
           f"{lead.subject}, {(lead.event.ts - lead.stored_ts) / 1e6:.3f} ms (tolerance {TOLERANCE_NS / 1e6:.0f} ms)")
     assert ahead == [], f"{len(ahead)} of {len(envelopes)} events stamped more than " \
                         f"{TOLERANCE_NS / 1e6:.0f} ms after the broker stored them (type, subject, ms): {ahead[:20]}"
+
+
+def test_up_then_the_trade_reports_and_the_order_record_export_agree_with_the_wal_event_for_event(
+        up: Up, tmp_path: Path) -> None:
+    wal, streams = up.data_dir / "wal", ["SQ_TRADING"]
+
+    def trading() -> list[Any]:
+        return [e.event for e in history(wal, streams, {}, until=last_recorded(wal, streams), source="test-up")]
+
+    def fills_and_reports() -> tuple[set[str], set[str]]:
+        log = trading()
+        return ({e.id for e in log if isinstance(e, ExecutionReport) and is_fill(e)},
+                {e.report_id for e in log if isinstance(e, TradeReported)})
+
+    async def every_fill_reported() -> None:
+        await eventually(lambda: (lambda f, r: bool(f) and f == r)(*fills_and_reports()), timeout=30,
+                         message="a trade report in the WAL for every fill in it, and none other")
+
+    asyncio.run(every_fill_reported())
+    log = trading()
+    reports = [e for e in log if isinstance(e, TradeReported)]
+    assert len(reports) == len({r.report_id for r in reports}), "each fill reported once"
+    # The live service's reports are what its core decides from the same log, byte for byte.
+    state, offline = ReportingState(), []
+    for event in log:
+        if reporting_wanted(subject_for(event)):
+            offline += reporting_decide(state, event)
+            state = reporting_evolve(state, event)
+    assert [encode(r) for r in reports] == [encode(r) for r in offline]
+    assert {r.algo for r in reports} >= {"MARKET", "TWAP"} and all(r.decision_id for r in reports)
+
+    # `sq report orders`, run as the user runs it beside the live stack, holds one record per order event.
+    out = tmp_path / "orders.csv"
+    subprocess.run([sys.executable, "-m", "gateway.cli", "report", "orders", "--data-dir", str(up.data_dir),
+                    "--format", "csv", "--out", str(out)], cwd=REPO_ROOT, check=True, capture_output=True)
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    last = max(int(row["wal_seq"]) for row in rows)
+    recorded = [e for e in history(wal, streams, {}, until={"SQ_TRADING": last}, source="test-up")
+                if isinstance(e.event, ORDER_EVENT_TYPES)]
+    assert [(int(r["wal_seq"]), r["event_id"], r["event_type"]) for r in rows] == \
+           [(e.seq, e.event.id, type(e.event).__name__) for e in recorded]
+    fill_rows = {r["event_id"]: r for r in rows if r["traded_quantity"]}
+    assert set(fill_rows) == {r.report_id for r in reports}, "the demo's orders are done: no fill after the export"
+    for report in reports:
+        row = fill_rows[report.report_id]
+        assert (D(row["traded_quantity"]), D(row["transaction_price"]), row["decision_id"], row["routing_strategy"]) == \
+               (report.quantity, report.price, report.decision_id, report.algo)

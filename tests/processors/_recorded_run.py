@@ -32,6 +32,10 @@ from processors.portfolio.core import PortfolioConfig, PortfolioState
 from processors.portfolio.core import decide as portfolio_decide
 from processors.portfolio.core import evolve as portfolio_evolve
 from processors.portfolio.runner import _wanted as portfolio_wanted
+from processors.reporting.core import ReportingState
+from processors.reporting.core import decide as reporting_decide
+from processors.reporting.core import evolve as reporting_evolve
+from processors.reporting.runner import wanted as reporting_wanted
 from processors.risk import Limits, LimitsFile, RiskState
 from processors.risk import decide as risk_decide
 from processors.risk import evolve as risk_evolve
@@ -78,6 +82,7 @@ CORES = (
              portfolio_evolve, portfolio_wanted, False),
     CoreSpec("aggregator", lambda: initial_state(AggregatorConfig(intervals=("1s", "1m"))), aggregator_decide,
              aggregator_evolve, aggregator_wanted, False),
+    CoreSpec("reporting", ReportingState, reporting_decide, reporting_evolve, reporting_wanted, False),
 )
 
 

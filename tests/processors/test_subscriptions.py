@@ -13,13 +13,17 @@ from events.subjects import subject_matches
 from processors.aggregator.core import SUBSCRIPTIONS as AGGREGATOR
 from processors.host import ProcessorHost
 from processors.portfolio.core import SUBSCRIPTIONS as PORTFOLIO
+from processors.reporting.core import SUBSCRIPTIONS as REPORTING
 from processors.risk.core import SUBSCRIPTIONS as RISK
 from processors.router.core import SUBSCRIPTIONS as ROUTER
 from processors.router.sim.core import SUBSCRIPTIONS as VENUE_SIM
 from tests.conftest import eventually
 from tests.processors._recorded_run import CORES, recorded_run
 
-DECLARED = {"risk": RISK, "router": ROUTER, "venue-sim": VENUE_SIM, "portfolio": PORTFOLIO, "aggregator": AGGREGATOR}
+DECLARED = {"risk": RISK, "router": ROUTER, "venue-sim": VENUE_SIM, "portfolio": PORTFOLIO, "aggregator": AGGREGATOR,
+            "reporting": REPORTING}
+# The streams each processor's runner reads (the others read both).
+STREAMS = {"aggregator": ("SQ_MD",), "reporting": ("SQ_TRADING",)}
 
 
 def _kind(subject: str) -> str:
@@ -30,7 +34,7 @@ def _kind(subject: str) -> str:
 async def test_a_processor_receives_only_and_all_the_subject_kinds_its_core_declares(
         bus: Bus, tmp_path: Path, spec: Any) -> None:
     patterns = DECLARED[spec.name]
-    streams = ("SQ_MD",) if spec.name == "aggregator" else ("SQ_TRADING", "SQ_MD")
+    streams = STREAMS.get(spec.name, ("SQ_TRADING", "SQ_MD"))
     host: ProcessorHost[Any] = ProcessorHost(name=spec.name, bus=bus, wal_root=tmp_path / "wal", streams=streams,
                                              state=spec.fresh(), decide=spec.decide, evolve=spec.evolve,
                                              apply_outputs=spec.apply_outputs, subscriptions=patterns)
