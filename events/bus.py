@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import nats
@@ -125,6 +125,8 @@ class Bus:
         self.nc = nc
         self.js = js
         self.settings = settings
+        self._reconnect: Callable[[], Awaitable[NatsClient]] | None = None
+        self._market_nc: NatsClient | None = None
 
     @classmethod
     async def connect(cls, url: str | None = None, *, name: str = "sq",
@@ -140,23 +142,42 @@ class Bus:
         async def on_reconnect() -> None:
             log.info("nats reconnected")
 
-        nc = await nats.connect(
-            resolve_url(url).split(","), name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
-            connect_timeout=5, error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
-            # Outgoing data buffered while the broker is away: bounded so memory stays bounded.
-            pending_size=64 * 1024 * 1024,
-        )
-        js = nc.jetstream(publish_async_max_pending=max_pending_acks)
-        return cls(nc, js, settings or StreamSettings.from_env())
+        async def connection(suffix: str = "") -> NatsClient:
+            return await nats.connect(
+                resolve_url(url).split(","), name=name + suffix, max_reconnect_attempts=-1, reconnect_time_wait=0.25,
+                connect_timeout=5, error_cb=on_error, disconnected_cb=on_disconnect, reconnected_cb=on_reconnect,
+                # Outgoing data buffered while the broker is away: bounded so memory stays bounded.
+                pending_size=64 * 1024 * 1024,
+            )
+
+        nc = await connection()
+        bus = cls(nc, nc.jetstream(publish_async_max_pending=max_pending_acks), settings or StreamSettings.from_env())
+        bus._reconnect = lambda: connection(".md")
+        return bus
+
+    async def market_data_js(self) -> JetStreamContext:
+        """JetStream on a second connection kept for market data (opened on first use, closed with the bus).
+
+        One socket delivers in order: on a shared one, an order would wait behind every market
+        data message the broker wrote before it. On its own, the order path is read as soon as it
+        arrives and the host takes it first (store.follow.LiveFeed).
+        """
+        if self._reconnect is None:
+            return self.js          # a bus made from an existing connection has only that one
+        if self._market_nc is None:
+            self._market_nc = await self._reconnect()
+        return self._market_nc.jetstream()
 
     async def close(self) -> None:
-        """Flush what is buffered and close the connection."""
-        if not self.nc.is_closed:
+        """Flush what is buffered and close the connections."""
+        for nc in (self._market_nc, self.nc):
+            if nc is None or nc.is_closed:
+                continue
             try:
-                await self.nc.drain()
+                await nc.drain()
             except (nats.errors.ConnectionClosedError, nats.errors.FlushTimeoutError, OSError) as exc:
                 log.warning("drain on close failed", extra={"error": repr(exc)})
-                await self.nc.close()
+                await nc.close()
 
     async def ensure_streams(self, specs: Iterable[StreamSpec] = STREAMS) -> None:
         """Create each stream, or update it to the wanted config; safe to call from every process."""

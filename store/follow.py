@@ -24,6 +24,7 @@ from prometheus_client import Counter
 from events.bus import Bus
 from events.codec import AnyEvent, EventDecodeError, complete_intent, decode_for_subject
 from events.consumer import dead_letter, parse_ack_subject
+from events.subjects import STREAM_MD
 from events.trading import CancelIntent, OrderIntent
 from store.reader import Record, WalReader
 
@@ -180,7 +181,9 @@ class LiveFeed:
         """Read and merge the backlog, then create the live consumers; delivery begins at once."""
         await self._read_backlog()
         for stream in self.streams:
-            subscription = await self.bus.js.subscribe(
+            # Market data on a connection of its own: an order is never read after a socket's worth of it.
+            js = await self.bus.market_data_js() if stream == STREAM_MD.name else self.bus.js
+            subscription = await js.subscribe(
                 "", stream=stream, ordered_consumer=True, config=self._config(stream, self.after.get(stream, 0) + 1),
                 cb=self._on_message, idle_heartbeat=2.0, flow_control=True)
             self._subscriptions.append(subscription)

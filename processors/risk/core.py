@@ -53,7 +53,7 @@ ROLE_CHILD_CANCEL = "child-cancel"
 ROLE_DEAD_LETTER = "dead-letter"
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
-STATE_VERSION = 1
+STATE_VERSION = 2
 # Everything on the order path, and the trades and book tops that price it (collars, marks).
 SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.trade.>", "sq.md.top.>")
 

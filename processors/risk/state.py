@@ -38,8 +38,8 @@ class SymbolMarket:
         self.ask: Decimal | None = None
         self.mid: Decimal | None = None
         self.ref: Decimal | None = None           # the reference, kept current on every update
-        # (ts, price) of trades inside the breaker window, plus monotonic deques for its low and high.
-        self.window: deque[tuple[int, Decimal]] = deque()
+        # Monotonic deques of (ts, price) inside the breaker window: its low and high in O(1) per trade,
+        # and memory bounded by the distinct price steps, not by how many trades the window holds.
         self.lows: deque[tuple[int, Decimal]] = deque()
         self.highs: deque[tuple[int, Decimal]] = deque()
 
@@ -62,7 +62,6 @@ class SymbolMarket:
 
     def add_trade(self, ts: int, price: Decimal, window_ns: int) -> None:
         """Record a trade for the move breaker and drop those older than the window."""
-        self.window.append((ts, price))
         while self.lows and self.lows[-1][1] >= price:
             self.lows.pop()
         self.lows.append((ts, price))
@@ -70,7 +69,7 @@ class SymbolMarket:
             self.highs.pop()
         self.highs.append((ts, price))
         horizon = ts - window_ns
-        for series in (self.window, self.lows, self.highs):
+        for series in (self.lows, self.highs):
             while series and series[0][0] <= horizon:
                 series.popleft()
 
@@ -82,7 +81,6 @@ class SymbolMarket:
 
     def reset_window(self) -> None:
         """Forget the move history (after a trip, so a cooled-down symbol does not trip on the old move)."""
-        self.window.clear()
         self.lows.clear()
         self.highs.clear()
 
