@@ -25,6 +25,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from events.bus import Bus
 from events.consumer import parse_ack_subject
+from events.logs import configure_logging
+from events.process import add_service_arguments, connect_bus, start_service_http, stop_on_signals
 from events.stopping import Stopped, unless_stopped
 from events.subjects import STREAMS, WATERMARK_PREFIX
 from store.follow import wal_dir
@@ -260,10 +262,9 @@ async def record(bus: Bus, wal_root: Path, streams: list[str], stop: asyncio.Eve
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `sq processor recorder`."""
-    from processors.runtime import add_common_arguments
-
     # The recorder is the single writer of each stream's WAL: it is never partitioned.
-    add_common_arguments(parser, default_port=DEFAULT_PORT, partitionable=False, snapshots=False)
+    add_service_arguments(parser, default_port=DEFAULT_PORT,
+                          data_dir_help="data directory; the WAL is written under DATA_DIR/wal")
     parser.add_argument("--streams", default=",".join(spec.name for spec in STREAMS),
                         help="comma-separated streams to record (default: all)")
     parser.add_argument("--seal-every-s", type=float, default=DEFAULT_SEAL_EVERY_S,
@@ -277,14 +278,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from events.bus import resolve_url
-    from events.logs import configure_logging
-    from processors.runtime import stop_on_signals
-    from processors.service import start_service_http
-
     configure_logging("recorder", args.log_level)
-    bus = await Bus.connect(resolve_url(args.nats_url), name="recorder")
-    await bus.ensure_streams()
+    bus = await connect_bus(args, "recorder")
     stop = stop_on_signals()
     recorders: list[StreamRecorder] = []
 

@@ -64,8 +64,6 @@ KNOWN: dict[tuple[str, ...], str] = {
     ("layers", "processors.reporting.blotter", "projections.service"): "reporting becomes a service (issue 19 item 6)",
     ("layers", "processors.reporting.blotter", "projections.ladder"): "reporting becomes a service (issue 19 item 6)",
     ("layers", "processors.reporting.tearsheet", "projections.service"): "reporting becomes a service (issue 19 item 6)",
-    ("layers", "store.recorder", "processors.runtime"): "process setup moves to events (issue 19)",
-    ("layers", "store.recorder", "processors.service"): "process setup moves to events (issue 19)",
     ("cycles", "store._arrow", "store.reader"): "the WAL reader's shared types get their own module",
     ("cycles", "store.reader", "store._arrow"): "the WAL reader's shared types get their own module",
     ("cycles", "store.reader", "store.recovery"): "the WAL reader's shared types get their own module",
