@@ -22,12 +22,12 @@ from events.bus import Bus, resolve_url
 from events.logs import configure_logging
 from events.process import die_with_parent, stop_on_signals
 from gateway.readiness import ReadinessConfig
-from gateway.secrets import write_private
 from gateway.server import start_gateway
 from gateway.up_ready import demo_markets, wait_until_tradable
 from gateway.users import UserStore
 from processors.connectors.venue_up import VenueUpError
 from processors.connectors.venue_up import plan as venue_plan
+from store.secrets import write_private
 
 log = logging.getLogger("sq.up")
 DEFAULTS = Path(__file__).resolve().parent / "defaults"

@@ -58,8 +58,6 @@ class Violation:
 
 
 KNOWN: dict[tuple[str, ...], str] = {
-    ("layers", "processors.connectors.credentials", "gateway.secrets"): "sealed secrets move to store (issue 19)",
-    ("layers", "processors.connectors.venue_up", "gateway.secrets"): "sealed secrets move to store (issue 19)",
     ("layers", "processors.reporting.blotter", "projections.rows"): "reporting becomes a service (issue 19 item 6)",
     ("layers", "processors.reporting.blotter", "projections.service"): "reporting becomes a service (issue 19 item 6)",
     ("layers", "processors.reporting.blotter", "projections.ladder"): "reporting becomes a service (issue 19 item 6)",
