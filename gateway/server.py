@@ -14,8 +14,8 @@ from events.bus import Bus
 from events.logs import configure_logging
 from events.process import add_bus_arguments, connect_bus, stop_on_signals
 from gateway.app import create_app
-from gateway.readiness import ReadinessConfig, parse_market, parse_service
-from gateway.state import Gateway, GatewayConfig
+from gateway.readiness import parse_market, parse_service
+from gateway.state import Gateway, GatewayConfig, ReadinessConfig
 from projections.memory import use_returnable_memory
 from projections.service import Projections
 

@@ -21,8 +21,8 @@ from events.broker import Broker, BrokerNotFound, BrokerStartError, embedded_bro
 from events.bus import Bus, resolve_url
 from events.logs import configure_logging
 from events.process import die_with_parent, stop_on_signals
-from gateway.readiness import ReadinessConfig
 from gateway.server import start_gateway
+from gateway.state import ReadinessConfig
 from gateway.up_ready import demo_markets, wait_until_tradable
 from gateway.users import UserStore
 from processors.connectors.venue_up import VenueUpError

@@ -62,8 +62,6 @@ KNOWN: dict[tuple[str, ...], str] = {
     ("layers", "processors.reporting.blotter", "projections.service"): "reporting becomes a service (issue 19 item 6)",
     ("layers", "processors.reporting.blotter", "projections.ladder"): "reporting becomes a service (issue 19 item 6)",
     ("layers", "processors.reporting.tearsheet", "projections.service"): "reporting becomes a service (issue 19 item 6)",
-    ("cycles", "gateway.readiness", "gateway.state"): "readiness stops importing the gateway state",
-    ("cycles", "gateway.state", "gateway.readiness"): "readiness stops importing the gateway state",
     ("cycles", "processors.risk.checks", "processors.risk.state"): "risk state and checks stop importing each other",
     ("cycles", "processors.risk.state", "processors.risk.checks"): "risk state and checks stop importing each other",
     ("size", "processors.aggregator.book"): "the lead is editing processors/aggregator (issue 19)",

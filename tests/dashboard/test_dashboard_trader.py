@@ -13,8 +13,8 @@ from aiohttp import web
 
 from events import BookSnapshot, BookTop, Trade, derived_id, free_port
 from events.process import bound_port, start_service_http
-from gateway.readiness import ReadinessConfig
 from gateway.server import start_gateway
+from gateway.state import ReadinessConfig
 from processors.runtime import host_details
 from tests.conftest import eventually
 from tests.dashboard.cdp import Page
