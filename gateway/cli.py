@@ -76,11 +76,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
 # `sq processor NAME`: each module offers add_arguments(parser) and main(args) -> exit code.
 PROCESSORS: dict[str, tuple[str, str]] = {
     "portfolio": ("processors.portfolio.runner", "rebalancing, attribution and reconciliation of target weights"),
-    "recorder": ("store.recorder", "JetStream to WAL, one log per stream, with durable watermarks"),
+    "recorder": ("processors.recorder.runner", "JetStream to WAL, one log per stream, with durable watermarks"),
     "aggregator": ("processors.aggregator.runner", "bars, L2 books and book tops from trades and depth updates"),
-    "binance": ("processors.connectors.live_runner", "Binance spot market data (and, with --trade, orders)"),
+    "binance": ("processors.connectors.binance.runner", "Binance spot market data (and, with --trade, orders)"),
     "connector": ("processors.connectors.runner", "replay recordings onto the bus (once, or looping shifted to now)"),
-    "kite": ("processors.connectors.kite_runner", "Zerodha Kite market data (and, with --trade, orders and postbacks)"),
+    "kite": ("processors.connectors.kite.runner", "Zerodha Kite market data (and, with --trade, orders and postbacks)"),
     "risk": ("processors.risk.runner", "pre-trade risk checks, circuit breakers, kill switch"),
     "router": ("processors.router.runner", "parent orders to child orders (MARKET, LIMIT, TWAP, VWAP, POV), TCA"),
     "venue-sim": ("processors.router.sim.runner", "simulated venues filling child orders against the market"),

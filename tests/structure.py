@@ -9,7 +9,8 @@ The rules (ARCHITECTURE.md, issue 19 "a straight house"):
 - the layers follow the flow, ``events < store < processors < projections < gateway``: a module
   may import from its own layer or a lower one, never a higher one (``tests/`` is exempt);
 - no two modules of the project import each other, directly or through others;
-- no module is over ``MAX_LINES`` lines.
+- no module is over ``MAX_LINES`` lines;
+- ``sq processor X`` runs ``processors/X/`` (a connector, ``processors/connectors/X/``).
 
 Every import counts, wherever it is written (module level, inside a function, under
 ``TYPE_CHECKING``): an import hidden in a function body still ties the two modules together.
@@ -62,9 +63,13 @@ KNOWN: dict[tuple[str, ...], str] = {
     ("layers", "processors.reporting.blotter", "projections.service"): "reporting becomes a service (issue 19 item 6)",
     ("layers", "processors.reporting.blotter", "projections.ladder"): "reporting becomes a service (issue 19 item 6)",
     ("layers", "processors.reporting.tearsheet", "projections.service"): "reporting becomes a service (issue 19 item 6)",
-    ("cycles", "processors.risk.checks", "processors.risk.state"): "risk state and checks stop importing each other",
-    ("cycles", "processors.risk.state", "processors.risk.checks"): "risk state and checks stop importing each other",
+    ("cycles", "processors.risk.checks", "processors.risk.state"): "the compiled-checks cache moves from "
+        "risk state to the core, in processors/risk/core.py (the lead's)",
+    ("cycles", "processors.risk.state", "processors.risk.checks"): "the compiled-checks cache moves from "
+        "risk state to the core, in processors/risk/core.py (the lead's)",
     ("size", "processors.aggregator.book"): "the lead is editing processors/aggregator (issue 19)",
+    ("names", "connector"): "a rename of the service (deploy, sq up, dashboards) is still to agree",
+    ("names", "venue-sim"): "processors/router/sim moves to processors/venue_sim once the lead's edits of it land",
 }
 """Violations being fixed elsewhere, each with who or what removes it. The check reports them but does
 not fail on them; it fails on any other violation, and on an entry here that no longer occurs (delete it)."""
@@ -232,6 +237,32 @@ def size_violations(known: dict[str, Path] | None = None) -> list[Violation]:
     return violations
 
 
+def _processes(cli: Path) -> Iterator[tuple[str, str, int]]:
+    """(name, module, line) of every `sq processor NAME`, read from the PROCESSORS table of gateway/cli.py."""
+    tree = ast.parse(cli.read_text(encoding="utf-8"), filename=str(cli))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "PROCESSORS"
+                and isinstance(node.value, ast.Dict)):
+            for key, value in zip(node.value.keys, node.value.values, strict=True):
+                if isinstance(key, ast.Constant) and isinstance(value, ast.Tuple):
+                    module = value.elts[0]
+                    if isinstance(module, ast.Constant):
+                        yield str(key.value), str(module.value), key.lineno
+
+
+def name_violations(root: Path = ROOT) -> list[Violation]:
+    """`sq processor X` runs processors/X/ (a connector: processors/connectors/X/): its module is that
+    folder's runner.py. A hyphen in X is an underscore in the folder."""
+    cli = root / "gateway" / "cli.py"
+    violations: list[Violation] = []
+    for name, module, line in _processes(cli):
+        folder = name.replace("-", "_")
+        if module not in (f"processors.{folder}.runner", f"processors.connectors.{folder}.runner"):
+            violations.append(Violation(cli, line, f"`sq processor {name}` runs {module}, not "
+                                                   f"processors.{folder}.runner", ("names", name)))
+    return violations
+
+
 def step_violations(known: dict[str, Path] | None = None) -> list[Violation]:
     """PLACEHOLDER for the rule "there is one ``step``, in the host" (issue 19 item 3).
 
@@ -249,6 +280,7 @@ def check() -> dict[str, list[Violation]]:
         "layers": layer_violations(found),
         "cycles": cycle_violations(found),
         "size": size_violations(known),
+        "names": name_violations(),
         "step": step_violations(known),
     }
 

@@ -32,6 +32,10 @@ def test_no_module_is_over_the_line_limit(results: dict[str, list[structure.Viol
     assert _unexpected(results["size"]) == []
 
 
+def test_every_process_runs_from_the_folder_of_its_name(results: dict[str, list[structure.Violation]]) -> None:
+    assert _unexpected(results["names"]) == []
+
+
 @pytest.mark.skip(reason="issue 19 item 3 (one step, in the host) fills in structure.step_violations")
 def test_there_is_one_step(results: dict[str, list[structure.Violation]]) -> None:
     assert _unexpected(results["step"]) == []
