@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install up test bench lint soak image clean
+.PHONY: install up test bench lint structure soak image clean
 
 install: $(STAMP)
 
@@ -28,6 +28,11 @@ bench: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# The house rules (layers events < store < processors < projections < gateway, no import cycle, no module
+# over 450 lines): every violation as file:line; tests/test_structure.py runs the same check.
+structure: install
+	$(BIN)/python -m tests.structure
 
 # The soak (tests/soak) runs 30 minutes unless SQ_SOAK_SECONDS says otherwise; its JSON report goes to
 # SQ_SOAK_REPORT (default bench-results/soak.json). The other slow fault tests run with it.

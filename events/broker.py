@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from events._process import die_with_parent
+from events.process import die_with_parent
 
 READY_TIMEOUT_S = 20.0
 

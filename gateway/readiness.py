@@ -17,25 +17,13 @@ The answer lists what is still missing (`waiting_for`), so an operator sees why 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
-if TYPE_CHECKING:  # gateway.state holds a ReadinessConfig in the gateway's config
-    from gateway.state import Gateway
+from gateway.state import Gateway, Market
 
-Market = tuple[str, str]                 # (venue, symbol)
 SERVICE_TIMEOUT_S = 1.0                  # a service slower than this to answer its probe is not ready
-
-
-@dataclass(frozen=True)
-class ReadinessConfig:
-    """Markets and services the gateway waits for before it answers /readyz with 200 (empty: none)."""
-
-    books: tuple[Market, ...] = ()
-    trades: tuple[Market, ...] = ()
-    services: tuple[tuple[str, str], ...] = ()
 
 
 def parse_market(text: str) -> Market:
@@ -114,4 +102,4 @@ async def readiness(gateway: Gateway) -> dict[str, Any]:
     return {"ready": ready, "checks": checks, "services": probed, "waiting_for": waiting}
 
 
-__all__ = ["ReadinessConfig", "missing_markets", "parse_market", "parse_service", "readiness", "services"]
+__all__ = ["missing_markets", "parse_market", "parse_service", "readiness", "services"]

@@ -11,9 +11,11 @@ from pathlib import Path
 from aiohttp import web
 
 from events.bus import Bus
+from events.logs import configure_logging
+from events.process import add_bus_arguments, connect_bus, stop_on_signals
 from gateway.app import create_app
-from gateway.readiness import ReadinessConfig, parse_market, parse_service
-from gateway.state import Gateway, GatewayConfig
+from gateway.readiness import parse_market, parse_service
+from gateway.state import Gateway, GatewayConfig, ReadinessConfig
 from projections.memory import use_returnable_memory
 from projections.service import Projections
 
@@ -62,7 +64,7 @@ async def start_gateway(bus: Bus, *, data_dir: Path, host: str, port: int, durab
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `sq gateway`."""
-    parser.add_argument("--nats-url", default=None, help="NATS URL (default $SQ_NATS_URL or nats://127.0.0.1:4222)")
+    add_bus_arguments(parser)
     parser.add_argument("--data-dir", default="var", help="data directory: secrets/, wal/ (read), projections/")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
     parser.add_argument("--http-port", type=int, default=8080, help="HTTP port (default 8080)")
@@ -75,7 +77,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ready-service", action="append", default=[], type=parse_service, metavar="NAME=URL",
                         help="/readyz waits until this service's /readyz URL answers 200, and shows its lag "
                              "(repeatable)")
-    parser.add_argument("--log-level", default="INFO")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -84,13 +85,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from events.bus import resolve_url
-    from events.logs import configure_logging
-    from processors.runtime import stop_on_signals
-
     configure_logging("gateway", args.log_level)
-    bus = await Bus.connect(resolve_url(args.nats_url), name="gateway")
-    await bus.ensure_streams()
+    bus = await connect_bus(args, "gateway")
     stop = stop_on_signals()
     running = await start_gateway(bus, data_dir=Path(args.data_dir), host=args.host, port=args.http_port,
                                   durable_ack=not args.no_durable_ack,

@@ -16,16 +16,28 @@ from aiohttp import web
 
 from events.bus import Bus
 from gateway.ratelimit import TokenBuckets
-from gateway.readiness import ReadinessConfig
-from gateway.secrets import jwt_signing_key, jwt_verify_only_keys, load_master_key
 from gateway.sessions import SharedSessions, throttle_key
-from gateway.tokens import Claims, Revocation, TokenIssuer
+from gateway.tokens import Claims, Revocation, TokenIssuer, jwt_signing_key, jwt_verify_only_keys
 from gateway.user_bucket import SharedUsers
 from gateway.users import LoginFailure, User, UserStore, check_password, match_totp, user_of
 from gateway.watermarks import Watermarks
 from projections.service import Projections
+from store.secrets import load_master_key
 
 log = logging.getLogger(__name__)
+
+
+Market = tuple[str, str]                 # (venue, symbol)
+
+
+@dataclass(frozen=True)
+class ReadinessConfig:
+    """Markets and services the gateway waits for before it answers /readyz with 200 (empty: none);
+    gateway.readiness says what each means."""
+
+    books: tuple[Market, ...] = ()
+    trades: tuple[Market, ...] = ()
+    services: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

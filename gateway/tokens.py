@@ -7,7 +7,9 @@ gateway through the sessions bucket (gateway.sessions); listeners (open WebSocke
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,12 +17,40 @@ from pathlib import Path
 
 import jwt
 
-from gateway.secrets import key_id, write_private
 from gateway.users import User
+from store.secrets import SecretError, derive_key, write_private
 
 ALGORITHM = "HS256"
 ACCESS_TOKEN_TTL_S = 12 * 3600
 ISSUER = "shrivenquant"
+JWT_SECRET_ENV = "SQ_JWT_SECRET"
+JWT_VERIFY_SECRETS_ENV = "SQ_JWT_VERIFY_SECRETS"
+
+
+def jwt_signing_key(master: bytes) -> bytes:
+    """The HS256 key that signs new access tokens: $SQ_JWT_SECRET if set, else derived from the master key."""
+    explicit = os.environ.get(JWT_SECRET_ENV)
+    if explicit:
+        return _jwt_secret(JWT_SECRET_ENV, explicit)
+    return derive_key(master, "jwt")
+
+
+def jwt_verify_only_keys() -> list[bytes]:
+    """Keys that verify but never sign ($SQ_JWT_VERIFY_SECRETS, separated by commas): the next key before a
+    rotation, the retired one until its last token expires (deploy/README.md, "Rotating the JWT key")."""
+    raw = os.environ.get(JWT_VERIFY_SECRETS_ENV, "")
+    return [_jwt_secret(JWT_VERIFY_SECRETS_ENV, part.strip()) for part in raw.split(",") if part.strip()]
+
+
+def _jwt_secret(variable: str, value: str) -> bytes:
+    if len(value) < 32:
+        raise SecretError(f"{variable}: each key must be at least 32 characters")
+    return value.encode()
+
+
+def key_id(key: bytes) -> str:
+    """A public name for a signing key (the JWT `kid`): a keyed digest that reveals nothing about the key."""
+    return hashlib.sha256(b"sq-jwt-kid:" + key).hexdigest()[:16]
 
 
 class TokenError(ValueError):

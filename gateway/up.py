@@ -17,18 +17,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from events._process import die_with_parent
 from events.broker import Broker, BrokerNotFound, BrokerStartError, embedded_broker, free_port
 from events.bus import Bus, resolve_url
 from events.logs import configure_logging
-from gateway.readiness import ReadinessConfig
-from gateway.secrets import write_private
+from events.process import die_with_parent, stop_on_signals
 from gateway.server import start_gateway
+from gateway.state import ReadinessConfig
 from gateway.up_ready import demo_markets, wait_until_tradable
 from gateway.users import UserStore
 from processors.connectors.venue_up import VenueUpError
 from processors.connectors.venue_up import plan as venue_plan
-from processors.runtime import stop_on_signals
+from store.secrets import write_private
 
 log = logging.getLogger("sq.up")
 DEFAULTS = Path(__file__).resolve().parent / "defaults"

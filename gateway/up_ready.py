@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from events.market import BookSnapshot, BookTop, Trade
-from gateway.readiness import Market, readiness
-from gateway.state import Gateway
+from gateway.readiness import readiness
+from gateway.state import Gateway, Market
 from processors.connectors.recordings import Record, read_bytes, read_records
 
 POLL_S = 0.25

@@ -16,7 +16,6 @@ from nats.js.kv import KeyValue
 
 from events.bus import Bus
 from events.subjects import InvalidSubjectToken, token
-from gateway.secrets import SealedValues
 from gateway.users import (
     Enrolment,
     Record,
@@ -29,6 +28,7 @@ from gateway.users import (
     user_of,
     with_new_seed,
 )
+from store.secrets import SealedValues
 
 BUCKET = "sq-users"
 HISTORY = 5

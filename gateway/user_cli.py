@@ -12,11 +12,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from events.bus import DEFAULT_URL_ENV, Bus
-from gateway.secrets import SecretError, load_master_key
 from gateway.sessions import SharedSessions
 from gateway.tokens import ACCESS_TOKEN_TTL_S, Revocation
 from gateway.user_bucket import SharedUsers
 from gateway.users import ROLES, Enrolment, User, UserError, UserStore
+from store.secrets import SecretError, load_master_key
 
 LOCAL_ONLY = ("(local store only: a gateway on a broker reads the users bucket; pass --nats-url to change it "
               "there)")

@@ -13,7 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from events.subjects import token
-from gateway.secrets import SealedFile, load_master_key
+from store.secrets import SealedFile, load_master_key
 
 Role = Literal["viewer", "trader", "risk", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)

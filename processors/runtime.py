@@ -1,11 +1,10 @@
-"""What every processor process shares: common options, the bus, probes and metrics, signals, the host loop."""
+"""What every processor process shares beyond any service (events.process): partitions, snapshots, the host loop."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -15,9 +14,9 @@ from events._base import Event
 from events.bus import Bus, resolve_url
 from events.codec import AnyEvent
 from events.logs import configure_logging
+from events.process import add_service_arguments, start_service_http, stop_on_signals
 from processors.host import ProcessorHost
 from processors.partition import Partition
-from processors.service import start_service_http
 from processors.snapshots import Expected, SnapshotStore, state_digest
 from store.follow import HistoryGone, SubjectFilter
 
@@ -39,15 +38,9 @@ def _positive_int(value: str) -> int:
 
 def add_common_arguments(parser: argparse.ArgumentParser, *, default_port: int, partitionable: bool = True,
                          snapshots: bool = True) -> None:
-    """--nats-url, --data-dir (the WAL lives under it), --port (probes and metrics), --partition, snapshots."""
-    parser.add_argument("--nats-url", default=None, help="NATS server URL(s), comma-separated (default $SQ_NATS_URL "
-                                                         "or nats://127.0.0.1:4222)")
-    parser.add_argument("--data-dir", default="var", help="data directory; the WAL is read from DATA_DIR/wal")
-    parser.add_argument("--port", type=int, default=default_port,
-                        help=f"port for /healthz, /readyz and /metrics (default {default_port})")
-    parser.add_argument("--host", default="0.0.0.0",
-                        help="address the probes listen on (default 0.0.0.0 for containers; `sq up` uses 127.0.0.1)")
-    parser.add_argument("--log-level", default="INFO", help="log level (default INFO)")
+    """A service's options (events.process), then --partition and the snapshot cadence."""
+    add_service_arguments(parser, default_port=default_port,
+                          data_dir_help="data directory; the WAL is read from DATA_DIR/wal")
     if snapshots:
         parser.add_argument("--snapshot-every-events", type=_positive_int, default=DEFAULT_SNAPSHOT_EVENTS,
                             help="snapshot the core's state after this many events (default "
@@ -71,15 +64,6 @@ def partitioned(wanted: SubjectFilter | None, partition: Partition) -> SubjectFi
     if wanted is None:
         return partition.owns
     return lambda subject: partition.owns(subject) and wanted(subject)
-
-
-def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGINT or SIGTERM, for a clean shutdown."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
 
 
 def host_details(host: ProcessorHost[Any]) -> dict[str, Any]:

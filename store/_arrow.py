@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from store._format import RECORD_HEADER_SIZE
 
 if TYPE_CHECKING:
-    from store.reader import Query, SubjectFilter
+    from store._query import Query, SubjectFilter
 
 BATCH_SCHEMA = pa.schema([
     ("seq", pa.uint64()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,3 +255,16 @@ def find_valid_after(buf: memoryview, start: int, salt: bytes) -> list[tuple[int
         else:
             pos = hit + 1
     return found
+
+
+def check_seal_hashes(path: Path, buf: memoryview, scan: ScanResult) -> None:
+    """The seal's whole-body CRC32C and SHA-256 chain hash against the bytes before it."""
+    assert scan.seal is not None and scan.seal_offset is not None
+    body = buf[: scan.seal_offset]
+    try:
+        if crc32c(body) != scan.seal.body_crc:
+            raise WalCorruptionError(path, scan.seal_offset, "segment body CRC differs from its seal")
+        if hashlib.sha256(body).digest() != scan.seal.chain_hash:
+            raise WalCorruptionError(path, scan.seal_offset, "segment SHA-256 differs from its seal's chain hash")
+    finally:
+        body.release()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import mmap
 import os
@@ -20,14 +19,16 @@ from store._format import (
     RECORD_HEADER,
     RECORD_HEADER_SIZE,
     RT_SEAL,
-    ScanResult,
+    check_seal_hashes,
     find_valid_after,
     frame_problem,
     scan_segment,
 )
+from store._query import Query, SubjectFilter
 from store._segments import Layout, SegmentInfo, load_layout, mapped
 from store.errors import WalCorruptionError, WalLayoutError
 from store.index import load_index, rebuild_index
+from store.recovery import judge_tail
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -49,48 +50,6 @@ class Record(NamedTuple):
     schema: int
     segment: Path
     offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    """Which records a read wants: inclusive sequence range, half-open time range, types, subject pattern."""
-
-    start_seq: int | None = None
-    end_seq: int | None = None
-    start_ts: int | None = None
-    end_ts: int | None = None
-    types: frozenset[str] | None = None
-    subject: str | None = None
-
-    def skips(self, info: SegmentInfo) -> bool:
-        """True when a sealed segment cannot hold a matching record (from its seal alone)."""
-        seal = info.seal
-        assert seal is not None
-        return ((self.start_seq is not None and seal.last_seq < self.start_seq)
-                or (self.start_ts is not None and seal.max_ts < self.start_ts)
-                or (self.end_ts is not None and seal.min_ts >= self.end_ts))
-
-    def past(self, info: SegmentInfo) -> bool:
-        """True when this segment and every later one start after the sequence range."""
-        return self.end_seq is not None and info.header.first_seq > self.end_seq
-
-
-class SubjectFilter:
-    """NATS wildcard match of a pattern against record subjects, cached per distinct subject."""
-
-    def __init__(self, pattern: str) -> None:
-        # Imported here: `events` pulls in the NATS client, which the plain WAL tools need not load.
-        from events.subjects import subject_matches
-
-        self.pattern = pattern
-        self._matches = subject_matches
-        self._cache: dict[bytes, bool] = {}
-
-    def __call__(self, subject: bytes) -> bool:
-        hit = self._cache.get(subject)
-        if hit is None:
-            hit = self._cache[subject] = self._matches(self.pattern, subject.decode("utf-8", "replace"))
-        return hit
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +112,7 @@ class WalReader:
         by record. `views=True` yields zero-copy string_view/binary_view columns over the mapped
         segment; `views=False` casts them to plain string/binary.
         """
-        from store._arrow import segment_batches
+        from store._arrow import segment_batches  # local: pyarrow loads only for Arrow reads
 
         query = Query(start_seq, end_seq, start_ts, end_ts, frozenset(types) if types is not None else None, subject)
         subject_filter = SubjectFilter(subject) if subject is not None else None
@@ -169,7 +128,7 @@ class WalReader:
     def sealed_batches(self, info: SegmentInfo, *, batch_size: int = 65536,
                        views: bool = True) -> Iterator[pa.RecordBatch]:
         """Every record of one sealed segment as Arrow batches, after its whole-body CRC check (export, backup)."""
-        from store._arrow import segment_batches
+        from store._arrow import segment_batches  # local: pyarrow loads only for Arrow reads
 
         if info.seal is None:
             raise ValueError(f"{info.path.name} is not sealed")
@@ -191,14 +150,12 @@ class WalReader:
                 if scan.bad_offset is not None:
                     if not is_last or info.seal is not None:
                         raise WalCorruptionError(info.path, scan.bad_offset, scan.reason or "bad record")
-                    from store.recovery import judge_tail
-
                     verdict = judge_tail(info, last_seq)
                     if verdict.corrupt is not None:
                         raise verdict.corrupt
                     torn = (info.path, scan.bad_offset, len(buf) - scan.bad_offset)
                 if scan.seal is not None:
-                    _check_seal_hashes(info.path, buf, scan)
+                    check_seal_hashes(info.path, buf, scan)
                     chain = scan.seal.chain_hash
             records += scan.count
             last_seq = scan.last_seq if scan.last_seq is not None else last_seq
@@ -346,19 +303,6 @@ class WalReader:
             raise WalCorruptionError(info.path, offset, f"{problem}; a durable record follows at byte {proof[0]}")
 
 
-def _check_seal_hashes(path: Path, buf: memoryview, scan: ScanResult) -> None:
-    """The seal's whole-body CRC32C and SHA-256 chain hash against the bytes before it."""
-    assert scan.seal is not None and scan.seal_offset is not None
-    body = buf[: scan.seal_offset]
-    try:
-        if crc32c(body) != scan.seal.body_crc:
-            raise WalCorruptionError(path, scan.seal_offset, "segment body CRC differs from its seal")
-        if hashlib.sha256(body).digest() != scan.seal.chain_hash:
-            raise WalCorruptionError(path, scan.seal_offset, "segment SHA-256 differs from its seal's chain hash")
-    finally:
-        body.release()
-
-
 def _offsets_chain(view: memoryview, offsets: np.ndarray, count: int, end: int) -> bool:
     """True when `offsets` are exactly the record starts: each one is the previous plus its length."""
     if len(offsets) != count or count == 0 or offsets[0] != HEADER_SIZE:
@@ -369,22 +313,4 @@ def _offsets_chain(view: memoryview, offsets: np.ndarray, count: int, end: int) 
     return bool(ends[-1] == end and np.array_equal(ends[:-1], offsets[1:].astype(np.int64)))
 
 
-def first_damage(layout: Layout) -> tuple[Path, int, int] | None:
-    """(segment, offset, CRC-valid records after it) of the first damaged or torn byte, or None."""
-    last_seq = None
-    for info in layout.segments:
-        with mapped(info.path) as buf:
-            scan = scan_segment(buf, info.header, info.path, prev_seq=last_seq)
-            bad = scan.bad_offset
-            if bad is None and scan.seal is not None:
-                try:
-                    _check_seal_hashes(info.path, buf, scan)
-                except WalCorruptionError as exc:
-                    bad = exc.offset
-            if bad is not None:
-                return info.path, bad, len(find_valid_after(buf, bad, info.header.salt))
-        last_seq = scan.last_seq if scan.last_seq is not None else last_seq
-    return None
-
-
-__all__ = ["Query", "Record", "SubjectFilter", "VerifyReport", "WalReader", "first_damage"]
+__all__ = ["Query", "Record", "SubjectFilter", "VerifyReport", "WalReader"]

@@ -1,4 +1,4 @@
-"""`sq processor recorder`: JetStream → WAL, one log per stream, each record keyed by its stream sequence.
+"""The recorder: JetStream → WAL, one log per stream, each record keyed by its stream sequence.
 
 On start it opens each stream's WAL (recovering a torn tail), reads the last sequence there and
 consumes from the next one with an ordered consumer: no consumer state on the server is trusted,
@@ -6,11 +6,12 @@ so every message is recorded exactly once whatever happened before. Messages tha
 few milliseconds of each other share one write and one fdatasync (group commit); after each, the
 durable watermark `{"stream", "seq"}` is published on `sq.wal.watermark.<stream>` so producers
 (the gateway) can acknowledge only what is durable (ARCHITECTURE.md, principle 5).
+
+`sq processor recorder` runs it as a service (processors/recorder/runner.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -26,7 +27,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from events.bus import Bus
 from events.consumer import parse_ack_subject
 from events.stopping import Stopped, unless_stopped
-from events.subjects import STREAMS, WATERMARK_PREFIX
+from events.subjects import WATERMARK_PREFIX
 from store.follow import wal_dir
 from store.writer import Entry, WalWriter
 
@@ -44,7 +45,6 @@ DISCARDED_UNRECORDED = Gauge("sq_recorder_discarded_unrecorded", "Messages the b
                              "them (never expected: data lost)", ["stream"])
 GAPS = Counter("sq_recorder_gap_messages_total", "Stream sequences the recorder never received: discarded by the "
                "broker's limits (or deleted) before it read them; the WAL lacks them", ["stream"])
-DEFAULT_PORT = 50059
 AT_RISK_BELOW = 0.5          # headroom under which /readyz says the WAL is at risk
 DEFAULT_SEAL_EVERY_S = 600.0
 
@@ -256,50 +256,3 @@ async def record(bus: Bus, wal_root: Path, streams: list[str], stop: asyncio.Eve
         for outcome in results:
             if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
                 log.error("recorder stopped on an error", extra={"error": repr(outcome)})
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of `sq processor recorder`."""
-    from processors.runtime import add_common_arguments
-
-    # The recorder is the single writer of each stream's WAL: it is never partitioned.
-    add_common_arguments(parser, default_port=DEFAULT_PORT, partitionable=False, snapshots=False)
-    parser.add_argument("--streams", default=",".join(spec.name for spec in STREAMS),
-                        help="comma-separated streams to record (default: all)")
-    parser.add_argument("--seal-every-s", type=float, default=DEFAULT_SEAL_EVERY_S,
-                        help="seal the open segment this often when records arrived, so backups include them "
-                             f"(default {DEFAULT_SEAL_EVERY_S:.0f})")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Record until SIGINT/SIGTERM; exit 1 if the WAL failed (nothing after the failure was acknowledged)."""
-    return asyncio.run(_serve(args))
-
-
-async def _serve(args: argparse.Namespace) -> int:
-    from events.bus import resolve_url
-    from events.logs import configure_logging
-    from processors.runtime import stop_on_signals
-    from processors.service import start_service_http
-
-    configure_logging("recorder", args.log_level)
-    bus = await Bus.connect(resolve_url(args.nats_url), name="recorder")
-    await bus.ensure_streams()
-    stop = stop_on_signals()
-    recorders: list[StreamRecorder] = []
-
-    def problems() -> list[str]:
-        return [problem for recorder in recorders for problem in recorder.problems()]
-
-    http = await start_service_http(args.port, ready=lambda: not stop.is_set() and not problems(),
-                                    details=lambda: {"problems": problems()}, host=args.host)
-    try:
-        await record(bus, Path(args.data_dir) / "wal", [s for s in args.streams.split(",") if s], stop,
-                     seal_every_s=args.seal_every_s, recorders=recorders)
-    except Exception:  # noqa: BLE001 - logged with its cause; the exit code tells the supervisor
-        log.exception("recorder failed")
-        return 1
-    finally:
-        await http.cleanup()
-        await bus.close()
-    return 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from store._files import DirectoryLock, fsync_dir
-from store._format import HEADER_SIZE, ScanResult, find_valid_after, scan_segment
+from store._format import HEADER_SIZE, ScanResult, check_seal_hashes, find_valid_after, scan_segment
 from store._segments import Layout, SegmentInfo, load_layout, mapped, segment_paths
 from store.errors import WalCorruptionError, WalLayoutError
 
@@ -139,8 +139,6 @@ def repair(directory: Path | str, *, truncate_sealed: bool = False) -> RepairRep
 
 def _repair_locked(directory: Path, truncate_sealed: bool) -> RepairReport:
     """repair() once the writer lock is held."""
-    from store.reader import first_damage  # local: reader imports recovery for its verdicts
-
     moved: list[tuple[Path, Path, int]] = []
     quarantined = 0
     try:
@@ -192,3 +190,21 @@ def _count(info: SegmentInfo) -> int:
         return info.seal.count
     with mapped(info.path) as buf:
         return scan_segment(buf, info.header, info.path, prev_seq=None).count
+
+
+def first_damage(layout: Layout) -> tuple[Path, int, int] | None:
+    """(segment, offset, CRC-valid records after it) of the first damaged or torn byte, or None."""
+    last_seq = None
+    for info in layout.segments:
+        with mapped(info.path) as buf:
+            scan = scan_segment(buf, info.header, info.path, prev_seq=last_seq)
+            bad = scan.bad_offset
+            if bad is None and scan.seal is not None:
+                try:
+                    check_seal_hashes(info.path, buf, scan)
+                except WalCorruptionError as exc:
+                    bad = exc.offset
+            if bad is not None:
+                return info.path, bad, len(find_valid_after(buf, bad, info.header.salt))
+        last_seq = scan.last_seq if scan.last_seq is not None else last_seq
+    return None

@@ -1,4 +1,4 @@
-"""Venue credentials and venue session tokens, sealed at rest (AES-GCM via gateway.secrets), and `sq creds`.
+"""Venue credentials and venue session tokens, sealed at rest (AES-GCM via store.secrets), and `sq creds`.
 
 Secrets live in `<data_dir>/secrets/venues.sealed` (purpose "venues"); session tokens in
 `<data_dir>/secrets/sessions.sealed` (purpose "sessions"), each with its expiry. Values never
@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from events.commands import run_subcommands
-from gateway.secrets import SealedFile, SecretError, load_master_key
+from store.secrets import SealedFile, SecretError, load_master_key
 
 IST = timezone(timedelta(hours=5, minutes=30))
 MAX_SESSION = timedelta(hours=12)

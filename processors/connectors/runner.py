@@ -18,16 +18,21 @@ from pathlib import Path
 
 import msgspec
 
-from events.bus import Bus, resolve_url
+from events.bus import Bus
 from events.ids import derived_id
 from events.logs import configure_logging
 from events.market import Bar
+from events.process import (
+    add_bus_arguments,
+    add_probe_arguments,
+    connect_bus,
+    start_service_http,
+    stop_on_signals,
+)
 from events.stopping import Stopped, unless_stopped
 from processors.connectors.config import ConfigError, ReplayConfig
 from processors.connectors.recordings import Item, Record, read_bytes, read_records
 from processors.connectors.replay import ReplayStats, replay
-from processors.runtime import stop_on_signals
-from processors.service import start_service_http
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 50052
@@ -95,10 +100,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--venue", default=None, help="venue for formats that do not say")
     parser.add_argument("--symbol", default=None, help="symbol for formats that do not say")
     parser.add_argument("--interval", default=None, help="kline interval for files whose name does not say")
-    parser.add_argument("--nats-url", default=None, help="NATS URL (default $SQ_NATS_URL or nats://127.0.0.1:4222)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="/healthz, /readyz, /metrics port")
-    parser.add_argument("--host", default="0.0.0.0", help="address the probes listen on (`sq up` uses 127.0.0.1)")
-    parser.add_argument("--log-level", default="INFO")
+    add_bus_arguments(parser)
+    add_probe_arguments(parser, default_port=DEFAULT_PORT)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -120,8 +123,7 @@ async def _serve(args: argparse.Namespace) -> int:
     if missing:
         print(f"connector: recording not found: {', '.join(missing)}", file=sys.stderr)
         return 2
-    bus = await Bus.connect(resolve_url(args.nats_url), name=f"connector-{args.source}")
-    await bus.ensure_streams()
+    bus = await connect_bus(args, f"connector-{args.source}")
     stop = stop_on_signals()
     http = await start_service_http(args.port, ready=lambda: not stop.is_set(), host=args.host)
     try:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from gateway.secrets import SecretError
 from processors.connectors.credentials import VENUE_FIELDS, CredentialError, CredentialStore
+from store.secrets import SecretError
 
 LIVE_VENUES = ("binance", "kite")
 DEFAULT_MARKETS = {"binance": "BTCUSDT", "kite": "NSE:INFY"}

@@ -23,10 +23,10 @@ from events.broker import free_port
 from processors.connectors.credentials import CredentialStore, KiteCredentials, SessionCache
 from processors.connectors.kite.instruments import InstrumentCache, InstrumentError, parse_wanted
 from processors.connectors.kite.orders import KiteInstrument, KiteOrders
+from processors.connectors.kite.runner import renew_daily
 from processors.connectors.kite.session import KiteSession, KiteUrls
 from processors.connectors.kite.stream import KiteTicker
 from processors.connectors.kite.ticker import IST
-from processors.connectors.kite_runner import renew_daily
 from processors.connectors.limits import Limit, VenueLimiter
 from processors.connectors.sink import FeedSink
 from tests.conftest import eventually
@@ -157,7 +157,7 @@ async def test_sq_processor_kite_logs_in_streams_trades_orders_and_checks_postba
     async with serve(make_app(venue)) as base, aiohttp.ClientSession() as http:
         env = {k: v for k, v in os.environ.items() if k != "SQ_MASTER_KEY"}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "processors.connectors.kite_runner", "--instruments", "NSE:INFY", "--trade",
+            sys.executable, "-m", "processors.connectors.kite.runner", "--instruments", "NSE:INFY", "--trade",
             "--login-url", base, "--connect-url", base, "--api-url", base, "--ws-url",
             base.replace("http", "ws") + "/ws", "--nats-url", broker.url, "--port", str(port),
             "--postback-port", str(postback_port), "--data-dir", str(tmp_path), "--log-level", "INFO",

@@ -12,10 +12,10 @@ import pytest
 from aiohttp import web
 
 from events import BookSnapshot, BookTop, Trade, derived_id, free_port
-from gateway.readiness import ReadinessConfig
+from events.process import bound_port, start_service_http
 from gateway.server import start_gateway
+from gateway.state import ReadinessConfig
 from processors.runtime import host_details
-from processors.service import bound_port, start_service_http
 from tests.conftest import eventually
 from tests.dashboard.cdp import Page
 from tests.dashboard.conftest import PASSWORD, Served, Shots

@@ -16,13 +16,13 @@ from aiohttp import WSMsgType
 from nats.js.api import StorageType, StreamConfig
 
 from events import Broker, Bus
-from gateway.secrets import SealedValues, SecretError, key_id
 from gateway.sessions import SharedSessions, throttle_key
 from gateway.state import Gateway, GatewayConfig
-from gateway.tokens import Revocation, TokenError, TokenIssuer
+from gateway.tokens import Revocation, TokenError, TokenIssuer, key_id
 from gateway.user_bucket import BUCKET as USERS_BUCKET
 from gateway.user_bucket import SharedUsers
 from gateway.users import User, UserStore
+from store.secrets import SealedValues, SecretError
 from tests.conftest import REPO_ROOT, eventually
 from tests.gateway.conftest import PASSWORD, Running
 
@@ -176,7 +176,7 @@ async def test_sq_user_commands_work_on_the_bucket_of_the_broker(tmp_path: Path,
     listing = _sq_user("list", data_dir=tmp_path, url=broker.url)
     assert listing.stdout.strip() == "zoe\troles=risk\taccounts=-\tdisabled"
     assert not (tmp_path / "secrets" / "users.sealed").exists()
-    from gateway.secrets import load_master_key
+    from store.secrets import load_master_key
 
     users = await SharedUsers.open(bus, load_master_key(tmp_path / "secrets"))
     assert await users.names() == ["zoe"] and await users.is_disabled("zoe")

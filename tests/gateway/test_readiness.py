@@ -16,10 +16,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from events import Bus, derived_id
 from events.market import BookTop, Trade
+from events.process import bound_port, start_service_http
 from gateway.app import create_app
-from gateway.readiness import ReadinessConfig, parse_market, parse_service
-from gateway.state import Gateway, GatewayConfig
-from processors.service import bound_port, start_service_http
+from gateway.readiness import parse_market, parse_service
+from gateway.state import Gateway, GatewayConfig, ReadinessConfig
 from projections.service import Projections
 from tests.conftest import eventually
 

@@ -11,13 +11,13 @@ import pytest
 
 from events import Bus, DeadLetter, decode
 from events.market import Bar, BookDelta, BookTop, Trade
+from events.process import bound_port, start_service_http
 from processors.aggregator.config import AggregatorConfig, ConfigError
 from processors.aggregator.core import handle, initial_state
 from processors.aggregator.runner import decide, evolve, wanted
 from processors.connectors.recordings import Record, read_bytes, read_records
 from processors.connectors.replay import replay
 from processors.host import ProcessorHost
-from processors.service import bound_port, start_service_http
 from tests.conftest import eventually
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"

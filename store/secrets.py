@@ -1,13 +1,13 @@
 """Secrets at rest: a master key from the environment (or a 0600 key file), and AES-GCM sealed files.
 
 Secrets (JWT key, TOTP seeds, venue API secrets) never leave this module in plain text except
-to the code that needs them; they are not logged, put in events, projections or errors.
+to the code that needs them; they are not logged, put in events, projections or errors. The gateway
+(users, sessions, the JWT key) and the connectors (venue credentials) both keep theirs here.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import secrets
@@ -20,8 +20,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MASTER_KEY_ENV = "SQ_MASTER_KEY"
-JWT_SECRET_ENV = "SQ_JWT_SECRET"
-JWT_VERIFY_SECRETS_ENV = "SQ_JWT_VERIFY_SECRETS"
 _FORMAT = b"sq-sealed-v1"
 
 
@@ -74,32 +72,6 @@ def load_master_key(secrets_dir: Path, *, create: bool = True) -> bytes:
 def derive_key(master: bytes, purpose: str) -> bytes:
     """A 32-byte subkey for one purpose (HKDF-SHA256), so one leaked subkey exposes nothing else."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=f"sq:{purpose}".encode()).derive(master)
-
-
-def jwt_signing_key(master: bytes) -> bytes:
-    """The HS256 key that signs new access tokens: $SQ_JWT_SECRET if set, else derived from the master key."""
-    explicit = os.environ.get(JWT_SECRET_ENV)
-    if explicit:
-        return _jwt_secret(JWT_SECRET_ENV, explicit)
-    return derive_key(master, "jwt")
-
-
-def jwt_verify_only_keys() -> list[bytes]:
-    """Keys that verify but never sign ($SQ_JWT_VERIFY_SECRETS, separated by commas): the next key before a
-    rotation, the retired one until its last token expires (deploy/README.md, "Rotating the JWT key")."""
-    raw = os.environ.get(JWT_VERIFY_SECRETS_ENV, "")
-    return [_jwt_secret(JWT_VERIFY_SECRETS_ENV, part.strip()) for part in raw.split(",") if part.strip()]
-
-
-def _jwt_secret(variable: str, value: str) -> bytes:
-    if len(value) < 32:
-        raise SecretError(f"{variable}: each key must be at least 32 characters")
-    return value.encode()
-
-
-def key_id(key: bytes) -> str:
-    """A public name for a signing key (the JWT `kid`): a keyed digest that reveals nothing about the key."""
-    return hashlib.sha256(b"sq-jwt-kid:" + key).hexdigest()[:16]
 
 
 class SealedValues:

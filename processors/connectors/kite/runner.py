@@ -26,10 +26,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from events.bus import Bus, resolve_url
 from events.codec import AnyEvent
 from events.consumer import ConsumerRunner, ConsumerSpec, Delivery
 from events.logs import configure_logging
+from events.process import add_service_arguments, connect_bus, start_service_http, stop_on_signals
 from events.subjects import STREAM_TRADING
 from events.trading import ChildCancel, ChildOrder
 from processors.connectors.credentials import CredentialError, CredentialStore, KiteCredentials, SessionCache
@@ -40,8 +40,6 @@ from processors.connectors.kite.session import KiteError, KiteSession, KiteUrls
 from processors.connectors.kite.stream import KiteTicker
 from processors.connectors.restore import restore_orders
 from processors.connectors.sink import FeedSink
-from processors.runtime import stop_on_signals
-from processors.service import start_service_http
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 50060
@@ -61,11 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--product", choices=("CNC", "MIS", "NRML"), default="CNC", help="Kite product of orders")
     parser.add_argument("--postback-host", default="127.0.0.1", help="postback endpoint address (behind TLS proxy)")
     parser.add_argument("--postback-port", type=int, default=50061, help="postback endpoint port (0: none)")
-    parser.add_argument("--data-dir", default="var", help="data directory (credentials in DATA_DIR/secrets)")
-    parser.add_argument("--nats-url", default=None, help="NATS URL (default $SQ_NATS_URL or nats://127.0.0.1:4222)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="/healthz, /readyz, /metrics port")
-    parser.add_argument("--host", default="0.0.0.0", help="address the probes listen on (`sq up` uses 127.0.0.1)")
-    parser.add_argument("--log-level", default="INFO")
+    add_service_arguments(parser, default_port=DEFAULT_PORT, data_dir_help="data directory (credentials in DATA_DIR/secrets)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -143,8 +137,7 @@ async def renew_daily(session: KiteSession, ticker: KiteTicker, cache: Instrumen
 async def _serve(args: argparse.Namespace, wanted: list[tuple[str, str]], creds: KiteCredentials) -> int:
     configure_logging("kite", args.log_level)
     urls = KiteUrls(login=args.login_url, connect=args.connect_url, api=args.api_url, ws=args.ws_url)
-    bus = await Bus.connect(resolve_url(args.nats_url), name="connector-kite")
-    await bus.ensure_streams()
+    bus = await connect_bus(args, "connector-kite")
     stop = stop_on_signals()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         session = KiteSession(http, creds, urls, SessionCache(args.data_dir, clock=lambda: datetime.now(UTC)))

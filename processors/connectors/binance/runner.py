@@ -23,10 +23,10 @@ from typing import Any
 import aiohttp
 
 from events._base import TOKEN_PATTERN
-from events.bus import Bus, resolve_url
 from events.codec import AnyEvent
 from events.consumer import ConsumerRunner, ConsumerSpec, Delivery
 from events.logs import configure_logging
+from events.process import add_service_arguments, connect_bus, start_service_http, stop_on_signals
 from events.subjects import STREAM_TRADING, InvalidSubjectToken, token
 from events.trading import ChildCancel, ChildOrder
 from processors.connectors.binance.live import DEFAULT_STREAMS, BinanceFeed, BinanceUrls
@@ -36,8 +36,6 @@ from processors.connectors.credentials import CredentialError, CredentialStore
 from processors.connectors.limits import Limit, VenueLimiter
 from processors.connectors.restore import restore_orders
 from processors.connectors.sink import FeedSink
-from processors.runtime import stop_on_signals
-from processors.service import start_service_http
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 50052
@@ -96,11 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--orders-per-10s", type=int, default=100, help="Binance ORDERS limit per 10 s")
     parser.add_argument("--orders-per-day", type=int, default=200_000, help="Binance ORDERS limit per day")
     parser.add_argument("--weight-per-minute", type=int, default=6000, help="Binance REQUEST_WEIGHT limit per minute")
-    parser.add_argument("--data-dir", default="var", help="data directory (credentials in DATA_DIR/secrets)")
-    parser.add_argument("--nats-url", default=None, help="NATS URL (default $SQ_NATS_URL or nats://127.0.0.1:4222)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="/healthz, /readyz, /metrics port")
-    parser.add_argument("--host", default="0.0.0.0", help="address the probes listen on (`sq up` uses 127.0.0.1)")
-    parser.add_argument("--log-level", default="INFO")
+    add_service_arguments(parser, default_port=DEFAULT_PORT, data_dir_help="data directory (credentials in DATA_DIR/secrets)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -139,8 +133,7 @@ def order_handler(orders: BinanceOrders, sink: FeedSink):  # type: ignore[no-unt
 
 async def _serve(args: argparse.Namespace, symbols: list[str], streams: list[str], creds: object) -> int:
     configure_logging("binance", args.log_level)
-    bus = await Bus.connect(resolve_url(args.nats_url), name="connector-binance")
-    await bus.ensure_streams()
+    bus = await connect_bus(args, "connector-binance")
     stop = stop_on_signals()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         sink = FeedSink(bus, "binance")
