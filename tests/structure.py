@@ -67,7 +67,6 @@ KNOWN: dict[tuple[str, ...], str] = {
         "risk state to the core, in processors/risk/core.py (the lead's)",
     ("cycles", "processors.risk.state", "processors.risk.checks"): "the compiled-checks cache moves from "
         "risk state to the core, in processors/risk/core.py (the lead's)",
-    ("size", "processors.aggregator.book"): "the lead is editing processors/aggregator (issue 19)",
     ("names", "connector"): "a rename of the service (deploy, sq up, dashboards) is still to agree",
     ("names", "venue-sim"): "processors/router/sim moves to processors/venue_sim once the lead's edits of it land",
 }

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-I64 = npt.NDArray[np.int64]
-_NONE = -1
+from processors.aggregator._grid import I64, best_indices, first_nonzero, last_nonzero
+from processors.aggregator._grid import NONE as _NONE
+
 _MIN_CAPACITY = 1024
 
 
@@ -158,8 +159,8 @@ def _regrid(book: L2Book, tick: int, new_ticks: I64, *, follow_updates: bool = F
         far.update(zip(ticks[~inside].tolist(), sizes[~inside].tolist(), strict=True))
         arrays.append(array)
     book.bids, book.asks = arrays
-    book.best_bid = _last_nonzero(book.bids, capacity - 1)
-    book.best_ask = _first_nonzero(book.asks, 0)
+    book.best_bid = last_nonzero(book.bids, capacity - 1)
+    book.best_ask = first_nonzero(book.asks, 0)
     book._scratch = np.full(capacity, -1, np.int64)
 
 
@@ -185,30 +186,6 @@ def _indices(book: L2Book, prices: I64) -> tuple[I64, npt.NDArray[np.bool_] | No
     if lo >= book.base and hi < book.base + capacity:
         return idx, None
     return idx, (idx >= 0) & (idx < capacity)
-
-
-def _last_nonzero(side: I64, start: int) -> int:
-    """Highest index <= start holding a level, searched in growing chunks (levels cluster at the top)."""
-    hi, chunk = start + 1, 256
-    while hi > 0:
-        lo = max(0, hi - chunk)
-        found = np.flatnonzero(side[lo:hi])
-        if len(found):
-            return lo + int(found[-1])
-        hi, chunk = lo, chunk * 4
-    return _NONE
-
-
-def _first_nonzero(side: I64, start: int) -> int:
-    """Lowest index >= start holding a level, searched in growing chunks."""
-    lo, chunk, end = start, 256, len(side)
-    while lo < end:
-        hi = min(end, lo + chunk)
-        found = np.flatnonzero(side[lo:hi])
-        if len(found):
-            return lo + int(found[0])
-        lo, chunk = hi, chunk * 4
-    return _NONE
 
 
 def _scatter(book: L2Book, side: I64, idx: I64, sizes: I64) -> None:
@@ -251,7 +228,7 @@ def _apply_levels(book: L2Book, is_bid: npt.NDArray[np.bool_], prices: I64, size
         if bid:
             best = max(book.best_bid, int(added.max()) if len(added) else _NONE)
             if best != _NONE and side[best] == 0:
-                best = _last_nonzero(side, best)
+                best = last_nonzero(side, best)
             book.best_bid = best
         else:
             best = book.best_ask
@@ -259,7 +236,7 @@ def _apply_levels(book: L2Book, is_bid: npt.NDArray[np.bool_], prices: I64, size
                 low = int(added.min())
                 best = low if best == _NONE else min(best, low)
             if best != _NONE and side[best] == 0:
-                best = _first_nonzero(side, best)
+                best = first_nonzero(side, best)
             book.best_ask = best
 
 
@@ -379,9 +356,9 @@ def _apply_small(book: L2Book, levels_in: list[tuple[bool, int, int]]) -> bool:
             if size and (best_ask == _NONE or index < best_ask):
                 best_ask = index
     if best_bid != _NONE and bids[best_bid] == 0:
-        best_bid = _last_nonzero(bids, best_bid)
+        best_bid = last_nonzero(bids, best_bid)
     if best_ask != _NONE and asks[best_ask] == 0:
-        best_ask = _first_nonzero(asks, best_ask)
+        best_ask = first_nonzero(asks, best_ask)
     book.best_bid, book.best_ask = best_bid, best_ask
     return True
 
@@ -446,7 +423,8 @@ def imbalance(top: Top) -> float | None:
 def levels(book: L2Book, *, bid: bool, depth: int | None = None) -> list[tuple[int, int]]:
     """(price, size) scaled ints best first; all levels unless `depth` is given."""
     side = book.bids if bid else book.asks
-    idx = np.flatnonzero(side)
+    idx = np.flatnonzero(side) if depth is None else best_indices(side, book.best_bid if bid else book.best_ask,
+                                                                   bid=bid, depth=depth)
     rows = [(int(i + book.base), int(side[i])) for i in idx]
     rows += list((book.far_bids if bid else book.far_asks).items())
     rows.sort(reverse=bid)

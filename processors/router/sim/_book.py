@@ -57,11 +57,14 @@ class MarketBook:
                 for p, s in levels(book, bid=bid, depth=depth)]
 
     def walk(self, *, bid: bool) -> Iterator[tuple[Decimal, Decimal]]:
-        """Levels of one side best first, converting only as many as the caller takes."""
-        shallow = self.side(bid=bid, depth=_SHALLOW)
-        yield from shallow
-        if len(shallow) == _SHALLOW:
-            yield from self.side(bid=bid)[_SHALLOW:]
+        """Levels of one side best first, converting only as many as the caller takes (in growing steps)."""
+        given, depth = 0, _SHALLOW
+        while True:
+            rows = self.side(bid=bid, depth=depth)
+            yield from rows[given:]
+            if len(rows) < depth:
+                return
+            given, depth = len(rows), depth * 16
 
 
 __all__ = ["MarketBook"]
