@@ -63,10 +63,6 @@ KNOWN: dict[tuple[str, ...], str] = {
     ("layers", "processors.reporting.blotter", "projections.service"): "reporting becomes a service (issue 19 item 6)",
     ("layers", "processors.reporting.blotter", "projections.ladder"): "reporting becomes a service (issue 19 item 6)",
     ("layers", "processors.reporting.tearsheet", "projections.service"): "reporting becomes a service (issue 19 item 6)",
-    ("cycles", "processors.risk.checks", "processors.risk.state"): "the compiled-checks cache moves from "
-        "risk state to the core, in processors/risk/core.py (the lead's)",
-    ("cycles", "processors.risk.state", "processors.risk.checks"): "the compiled-checks cache moves from "
-        "risk state to the core, in processors/risk/core.py (the lead's)",
     ("names", "connector"): "a rename of the service (deploy, sq up, dashboards) is still to agree",
     ("names", "venue-sim"): "processors/router/sim moves to processors/venue_sim once the lead's edits of it land",
 }

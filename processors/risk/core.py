@@ -42,9 +42,9 @@ from events.subjects import subject_for
 from events.trading import CancelIntent, ChildCancel, ChildOrder, ExecutionReport, OrderIntent, RiskDecision
 from processors.positions import apply_fill
 from processors.positions.book import evolve as evolve_book
-from processors.risk.checks import Ctx, _f, _seconds
-from processors.risk.config import InvalidLimits, apply_change
-from processors.risk.state import DAY_NS, Halt, RiskState
+from processors.risk.checks import Ctx, _f, _seconds, enabled_checks
+from processors.risk.config import EffectiveLimits, InvalidLimits, apply_change
+from processors.risk.state import DAY_NS, CheckFn, Halt, RiskState
 
 ROLE_DECISION = "risk-decision"
 ROLE_BREAKER = "circuit-breaker"
@@ -60,9 +60,18 @@ SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "s
 
 # --- decide ---------------------------------------------------------------------------------------
 
+def compiled_for(state: RiskState, account: str, symbol: str) -> tuple[EffectiveLimits, tuple[CheckFn, ...]]:
+    """Effective limits and the checks they switch on (remembered until limits change)."""
+    limits = state.limits_for(account, symbol)
+    checks = state.checks.get((account, symbol))
+    if checks is None:
+        checks = state.checks[(account, symbol)] = enabled_checks(limits)
+    return limits, checks
+
+
 def decide_intent(state: RiskState, intent: OrderIntent) -> RiskDecision:
     """Run every enabled check on the intent and say which failed and why."""
-    limits, checks = state.compiled_for(intent.account, intent.symbol)
+    limits, checks = compiled_for(state, intent.account, intent.symbol)
     ctx = Ctx(state, intent, limits)
     failures = [failure for check in checks if (failure := check(ctx)) is not None]
     return RiskDecision(
@@ -308,6 +317,7 @@ def evolve(state: RiskState, event: object) -> RiskState:
             except InvalidLimits:
                 return state                       # refused; decide() dead-letters it with the reasons
             state.compiled.clear()
+            state.checks.clear()
     return state
 
 

@@ -166,8 +166,10 @@ class RiskState:
         self.recent: Recent[str, None] = Recent()
         self.day = -1
         self.dedupe_ns = int(self.limits.dedupe_window_s * NS_PER_S)
-        # (account, symbol) -> (limits, enabled checks); cleared whenever limits change.
-        self.compiled: dict[tuple[str | None, str | None], tuple[EffectiveLimits, tuple[CheckFn, ...]]] = {}
+        # (account, symbol) -> effective limits, and the checks they switch on (the core fills that one,
+        # from processors.risk.checks, which reads this state); both cleared whenever limits change.
+        self.compiled: dict[tuple[str | None, str | None], EffectiveLimits] = {}
+        self.checks: dict[tuple[str | None, str | None], tuple[CheckFn, ...]] = {}
 
     def copy(self) -> RiskState:
         """A deep snapshot (tests, what-if runs)."""
@@ -201,18 +203,7 @@ class RiskState:
         """Effective limits (cached)."""
         found = self.compiled.get((account, symbol))
         if found is None:
-            from processors.risk.checks import enabled_checks  # checks import state; resolve lazily
-
-            limits = effective(self.limits, account, symbol)
-            found = self.compiled[(account, symbol)] = (limits, enabled_checks(limits))
-        return found[0]
-
-    def compiled_for(self, account: str, symbol: str) -> tuple[EffectiveLimits, tuple[CheckFn, ...]]:
-        """Effective limits and the checks they switch on."""
-        found = self.compiled.get((account, symbol))
-        if found is None:
-            self.limits_for(account, symbol)
-            found = self.compiled[(account, symbol)]
+            found = self.compiled[(account, symbol)] = effective(self.limits, account, symbol)
         return found
 
     def trading_state(self, account: str) -> TradingState:
