@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -64,3 +65,18 @@ def check_levels(field: str, levels: list[tuple[Decimal, Decimal]]) -> None:
     for index, (price, size) in enumerate(levels):
         check_decimal(f"{field}[{index}].price", price, positive=True)
         check_decimal(f"{field}[{index}].size", size, non_negative=True)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def iso_instant_ns(text: str) -> int:
+    """Nanoseconds since the epoch of an ISO 8601 date or time (UTC unless it has an offset); ValueError if not one.
+
+    Integer arithmetic: a float timestamp times 1e9 loses the last digits.
+    """
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000

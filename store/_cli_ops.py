@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from events._base import iso_instant_ns
 from store._progress import Progress
 from store.errors import WalCorruptionError, WalError
 
@@ -23,13 +23,9 @@ def parse_time(text: str) -> int:
     if text.lstrip("-").isdigit():
         return int(text)
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return iso_instant_ns(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"time {text!r} is neither integer nanoseconds nor ISO 8601") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
 def _progress_flag(parser: argparse.ArgumentParser) -> None:

@@ -14,13 +14,13 @@ row names its parent in `strategy_linked_order_id`. Money and quantities stay ex
 from __future__ import annotations
 
 import csv
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from events._base import iso_instant_ns
 from events.codec import EventDecodeError, decode_for_subject
 from events.subjects import STREAM_TRADING
 from events.trading import (
@@ -114,7 +114,6 @@ _LIQUIDITY = {"MAKER": "PASV", "TAKER": "AGRE"}
 _REPORT_EVENT = {"ACK": ("CHMO", "ACTI"), "PARTIAL": ("PARF", "ACTI"), "FILLED": ("FILL", "INAC"),
                  "CANCELLED": ("CAMO", "INAC"), "REJECTED": ("REMO", "INAC")}
 _COMPLETION_EVENT = {"FILLED": "FILL", "CANCELLED": "CAME", "EXPIRED": "EXPI"}
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class InvalidWindow(ValueError):
@@ -129,13 +128,9 @@ class InvalidWindow(ValueError):
 def parse_instant(value: str) -> int:
     """An ISO-8601 date (`2026-12-04`, its midnight) or time (naive means UTC) as ns since the epoch."""
     try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return iso_instant_ns(value)
     except ValueError:
         raise InvalidWindow(value, "is not an ISO-8601 date or time (2026-12-04, 2026-12-04T18:30:00Z)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
 def _text(value: Decimal | None) -> str | None:
