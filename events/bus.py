@@ -125,7 +125,7 @@ class Bus:
         self.nc = nc
         self.js = js
         self.settings = settings
-        self._reconnect: Callable[[], Awaitable[NatsClient]] | None = None
+        self._open_second: Callable[[], Awaitable[NatsClient]] | None = None
         self._market_nc: NatsClient | None = None
 
     @classmethod
@@ -152,7 +152,7 @@ class Bus:
 
         nc = await connection()
         bus = cls(nc, nc.jetstream(publish_async_max_pending=max_pending_acks), settings or StreamSettings.from_env())
-        bus._reconnect = lambda: connection(".md")
+        bus._open_second = lambda: connection(".md")
         return bus
 
     async def market_data_js(self) -> JetStreamContext:
@@ -162,10 +162,10 @@ class Bus:
         data message the broker wrote before it. On its own, the order path is read as soon as it
         arrives and the host takes it first (store.follow.LiveFeed).
         """
-        if self._reconnect is None:
+        if self._open_second is None:
             return self.js          # a bus made from an existing connection has only that one
         if self._market_nc is None:
-            self._market_nc = await self._reconnect()
+            self._market_nc = await self._open_second()
         return self._market_nc.jetstream()
 
     async def close(self) -> None:
