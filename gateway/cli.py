@@ -84,7 +84,7 @@ PROCESSORS: dict[str, tuple[str, str]] = {
     "kite": ("processors.connectors.kite.runner", "Zerodha Kite market data (and, with --trade, orders and postbacks)"),
     "risk": ("processors.risk.runner", "pre-trade risk checks, circuit breakers, kill switch"),
     "router": ("processors.router.runner", "parent orders to child orders (MARKET, LIMIT, TWAP, VWAP, POV), TCA"),
-    "venue-sim": ("processors.router.sim.runner", "simulated venues filling child orders against the market"),
+    "venue-sim": ("processors.venue_sim.runner", "simulated venues filling child orders against the market"),
 }
 
 

@@ -29,7 +29,7 @@ from events.subjects import STREAM_MD
 from gateway.auth import authenticate
 from gateway.errors import bad_request, not_found
 from gateway.state import GATEWAY
-from processors.router.sim import MarketBook
+from processors.venue_sim import MarketBook
 
 log = logging.getLogger(__name__)
 BOOK_SUBJECTS = "sq.md.book.>"

@@ -64,7 +64,6 @@ KNOWN: dict[tuple[str, ...], str] = {
     ("layers", "processors.reporting.blotter", "projections.ladder"): "reporting becomes a service (issue 19 item 6)",
     ("layers", "processors.reporting.tearsheet", "projections.service"): "reporting becomes a service (issue 19 item 6)",
     ("names", "connector"): "a rename of the service (deploy, sq up, dashboards) is still to agree",
-    ("names", "venue-sim"): "processors/router/sim moves to processors/venue_sim once the lead's edits of it land",
 }
 """Violations being fixed elsewhere, each with who or what removes it. The check reports them but does
 not fail on them; it fails on any other violation, and on an entry here that no longer occurs (delete it)."""

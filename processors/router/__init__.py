@@ -1,7 +1,7 @@
 """The execution router: parent orders to child orders (MARKET, LIMIT, TWAP, VWAP, POV), venue selection, TCA.
 
 The pure core is `processors.router.core` (`decide`, `evolve`, `step`); the simulated venues
-are `processors.router.sim`.
+are `processors.venue_sim`.
 """
 
 from events.trading import ParentOrderCompleted

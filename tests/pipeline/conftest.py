@@ -29,11 +29,11 @@ from processors.router import decide as router_decide
 from processors.router import evolve as router_evolve
 from processors.router.runner import ticker
 from processors.router.runner import wanted as router_wanted
-from processors.router.sim.config import SimConfig
-from processors.router.sim.core import decide as sim_decide
-from processors.router.sim.core import evolve as sim_evolve
-from processors.router.sim.runner import wanted as sim_wanted
-from processors.router.sim.state import SimState
+from processors.venue_sim.config import SimConfig
+from processors.venue_sim.core import decide as sim_decide
+from processors.venue_sim.core import evolve as sim_evolve
+from processors.venue_sim.runner import wanted as sim_wanted
+from processors.venue_sim.state import SimState
 from projections.service import Projections
 from store.recorder import record
 from tests.conftest import REPO_ROOT, eventually

@@ -34,7 +34,7 @@ from processors.connectors.replay import replay
 from processors.host import ProcessorHost
 from processors.router.config import load_router_config
 from processors.router.runner import timer_event
-from processors.router.sim.config import load_sim_config
+from processors.venue_sim.config import load_sim_config
 from projections.service import Projections
 from store.recorder import record
 from tests.conftest import REPO_ROOT, eventually

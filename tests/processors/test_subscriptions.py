@@ -16,7 +16,7 @@ from processors.portfolio.core import SUBSCRIPTIONS as PORTFOLIO
 from processors.reporting.core import SUBSCRIPTIONS as REPORTING
 from processors.risk.core import SUBSCRIPTIONS as RISK
 from processors.router.core import SUBSCRIPTIONS as ROUTER
-from processors.router.sim.core import SUBSCRIPTIONS as VENUE_SIM
+from processors.venue_sim.core import SUBSCRIPTIONS as VENUE_SIM
 from tests.conftest import eventually
 from tests.processors._recorded_run import CORES, recorded_run
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from processors.router.config import InvalidConfig, RouterConfig, VenueSpec, parse_router_config
-from processors.router.sim.config import parse_sim_config
+from processors.venue_sim.config import parse_sim_config
 
 GOOD = b"""
 [[venues]]

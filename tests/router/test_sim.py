@@ -7,8 +7,8 @@ import pytest
 
 from events import ChildCancel, EventDecodeError, ExecutionReport, decode_for_subject, encode
 from events._base import Event
-from processors.router.sim import core
-from processors.router.sim.state import SimState
+from processors.venue_sim import core
+from processors.venue_sim.state import SimState
 from tests.router.factories import MS, NS, T0, D, book, child, delta, sim_config, trade, venue
 
 ASKS = [("100", "10"), ("101", "10"), ("102", "10")]

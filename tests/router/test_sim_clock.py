@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from processors.router.sim import core
-from processors.router.sim.state import SimState
+from processors.venue_sim import core
+from processors.venue_sim.state import SimState
 from tests.router.factories import (
     MS,
     NS,

@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from events.trading import ChildOrder
 from processors.recent import Recent
-from processors.router.sim._book import MarketBook
-from processors.router.sim.config import SimConfig
+from processors.venue_sim._book import MarketBook
+from processors.venue_sim.config import SimConfig
 
 Key = tuple[str, str]                 # (venue, symbol)
 Level = tuple[bool, Decimal]          # (bid side?, price)

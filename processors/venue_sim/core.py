@@ -39,15 +39,15 @@ from events.ids import derived_id
 from events.market import BookDelta, BookSnapshot, BookTop, Trade
 from events.trading import ChildCancel, ChildOrder, ExecStatus, ExecutionReport
 from processors.router.config import VenueSpec
-from processors.router.sim._book import MarketBook
-from processors.router.sim.state import SimOrder, SimState
+from processors.venue_sim._book import MarketBook
+from processors.venue_sim.state import SimOrder, SimState
 
 BPS = Decimal(10_000)
 ZERO = Decimal(0)
 TERMINAL = frozenset({"FILLED", "CANCELLED", "REJECTED"})
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the module moved to processors.venue_sim (old pickles name processors.router.sim)
 # The children it works and the market (trades, depth) it fills them against.
 SUBSCRIPTIONS = ("sq.exec.child.>", "sq.exec.report.>", "sq.md.trade.>", "sq.md.book.>")
 

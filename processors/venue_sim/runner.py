@@ -12,9 +12,9 @@ import asyncio
 import sys
 
 from events.subjects import STREAM_MD, STREAM_TRADING, subscribed
-from processors.router.sim.config import InvalidConfig, load_sim_config
-from processors.router.sim.core import STATE_VERSION, SUBSCRIPTIONS, decide, evolve
-from processors.router.sim.state import SimState
+from processors.venue_sim.config import InvalidConfig, load_sim_config
+from processors.venue_sim.core import STATE_VERSION, SUBSCRIPTIONS, decide, evolve
+from processors.venue_sim.state import SimState
 from processors.runtime import add_common_arguments, run_core
 
 DEFAULT_PORT = 50058
