@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
@@ -33,6 +34,18 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=Tru
     correlation_id: str | None = None
     causation_id: str | None = None
     version: int = SCHEMA_VERSION
+
+
+class _Trusted(threading.local):
+    """Whether this thread is decoding events a ShrivenQuant processor wrote (see `events.codec.decode_for_subject`)."""
+
+    on = False
+
+
+# Checks in `__post_init__` run when an event is built (at the edge: an intent, what a connector
+# parses) and return at once while it is only decoded again downstream (ARCHITECTURE.md, "validate at
+# the edge, once"); msgspec has no switch to skip `__post_init__` on decode, so the decoder sets this.
+TRUSTED = _Trusted()
 
 
 class InvalidValue(ValueError):

@@ -6,7 +6,7 @@ from typing import Any, TypeAlias, get_args
 
 import msgspec
 
-from events._base import Event
+from events._base import TRUSTED, Event
 from events.audit import AuditEvent, DeadLetter
 from events.control import (
     CircuitBreakerReset,
@@ -49,6 +49,19 @@ _encoder = msgspec.json.Encoder(decimal_format="string")
 _any_decoder = msgspec.json.Decoder(AnyEvent)
 _intent_decoder = msgspec.json.Decoder(OrderIntent)
 _cancel_decoder = msgspec.json.Decoder(CancelIntent)
+# What each subject family carries (see `events.subjects.subject_for`, which places every type): one
+# typed decoder per family, so a message is decoded as the types its subject allows, not the whole union.
+_TYPES_BY_FAMILY: dict[str, Any] = {
+    "sq.md.trade": Trade, "sq.md.book": BookSnapshot | BookDelta, "sq.md.top": BookTop, "sq.md.bar": Bar,
+    "sq.risk.decision": RiskDecision, "sq.exec.child": ChildOrder | ChildCancel, "sq.exec.report": ExecutionReport,
+    "sq.exec.tca": ParentOrderCompleted, "sq.rpt.trade": TradeReported,
+    "sq.pf.targets": TargetWeightsSet, "sq.pf.rebalance": RebalanceProposed, "sq.pf.break": ReconciliationBreak,
+    "sq.pf.venuepos": VenuePositionsReported,
+    "sq.ctl.killswitch": KillSwitchEngaged | KillSwitchReleased, "sq.ctl.breaker": CircuitBreakerTripped | CircuitBreakerReset,
+    "sq.ctl.state": TradingStateChanged, "sq.ctl.limits": LimitsChanged, "sq.ctl.timer": TimerFired,
+    "sq.audit": AuditEvent, "sq.dlq": DeadLetter,
+}
+_family_decoders = {family: msgspec.json.Decoder(types) for family, types in _TYPES_BY_FAMILY.items()}
 
 
 class EventDecodeError(ValueError):
@@ -70,8 +83,17 @@ def decode(data: bytes | memoryview) -> AnyEvent:
     return _any_decoder.decode(data)
 
 
+def _family_decoder(subject: str) -> msgspec.json.Decoder[Any]:
+    """The typed decoder for `subject`'s family (its first three tokens, or two for audit and dead letters)."""
+    second = subject.find(".", 3)
+    third = subject.find(".", second + 1)
+    decoder = _family_decoders.get(subject[:third]) if third > 0 else None
+    return decoder or _family_decoders.get(subject[:second]) or _any_decoder
+
+
 def decode_for_subject(subject: str, data: bytes | memoryview) -> AnyEvent:
-    """Decode what arrived on `subject`, strictly for user-facing intents, and check it belongs there.
+    """Decode what arrived on `subject` and check it belongs there: validated in full if it is an intent or a
+    cancel (input from outside), else typed by its subject but not re-validated, since a processor built it.
 
     Raises EventDecodeError naming the field and the reason; never returns a half-valid event.
     """
@@ -81,7 +103,13 @@ def decode_for_subject(subject: str, data: bytes | memoryview) -> AnyEvent:
         elif subject.startswith(CANCEL_PREFIX):
             event = _cancel_decoder.decode(data)
         else:
-            event = _any_decoder.decode(data)
+            # The types and constraints msgspec checks still apply; only `__post_init__` checks, which ran
+            # when the event was built, are skipped (events._base.TRUSTED).
+            TRUSTED.on = True
+            try:
+                event = _family_decoder(subject).decode(data)
+            finally:
+                TRUSTED.on = False
     except (msgspec.DecodeError, ValueError, ArithmeticError) as exc:
         raise EventDecodeError(subject, str(exc) or type(exc).__name__) from exc
     expected = subject_for(event)

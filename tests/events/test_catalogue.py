@@ -116,6 +116,29 @@ def test_garbage_bytes_are_a_decode_error_not_a_crash() -> None:
         decode_for_subject("sq.md.trade.BINANCE.BTCUSDT", b"\x00\xffnot json")
 
 
+def test_events_are_validated_when_built_and_intents_when_decoded_but_our_own_events_not_again() -> None:
+    trade = next(event for event in sample_events() if type(event).__name__ == "Trade")
+    with pytest.raises(ValueError, match="price 0 must be greater than 0"):
+        msgspec.structs.replace(trade, price=Decimal(0))
+    # A processor built this trade, so its checks ran then; decoding it downstream only types it.
+    wire = encode(trade).replace(f'"price":"{trade.price}"'.encode(), b'"price":"0"')
+    assert decode_for_subject(subject_for(trade), wire).price == 0
+    # msgspec's own constraints (types, token patterns) still apply on that path.
+    with pytest.raises(EventDecodeError, match=r"\$\.symbol"):
+        decode_for_subject(subject_for(trade), encode(trade).replace(trade.symbol.encode(), b"BTC USDT"))
+    # Intents come from outside: fully checked on decode, and the skip does not leak past a decode.
+    with pytest.raises(EventDecodeError, match="quantity 0 must be greater than 0"):
+        decode_for_subject("sq.ord.intent.ACC1", _intent(account="ACC1", quantity="0"))
+    with pytest.raises(ValueError, match="price 0 must be greater than 0"):
+        msgspec.structs.replace(trade, price=Decimal(0))
+
+
+def test_an_event_on_a_subject_of_another_type_is_refused() -> None:
+    trade = next(event for event in sample_events() if type(event).__name__ == "Trade")
+    with pytest.raises(EventDecodeError, match=r"\$\.type"):
+        decode_for_subject("sq.exec.report.sim.ACC1", encode(trade))
+
+
 def test_internal_events_tolerate_unknown_fields_from_newer_writers() -> None:
     trade = sample_events()[0]
     wire = json.loads(encode(trade))
