@@ -92,6 +92,9 @@ class ProcessorHost(Generic[State]):
     _since_snapshot: int = 0
     _snapshot_at: float = field(default_factory=time.monotonic)
     _snapshot_task: asyncio.Task[None] | None = None
+    # The previous live batch's outputs while their acks are awaited: the next batch is applied meanwhile,
+    # and published only after these are acknowledged, so a retried publish never overtakes a later one.
+    _in_flight: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         if self.subscriptions is not None:
@@ -193,6 +196,8 @@ class ProcessorHost(Generic[State]):
         self._maybe_snapshot()          # a long catch-up is worth keeping at once
         try:
             while True:
+                if self._feed.lag() == 0:
+                    await self._settle()        # nothing to apply meanwhile: a publish failure surfaces now
                 try:
                     first = await unless_stopped(self._feed.get(), stop, timeout=self._snapshot_wait())
                 except Stopped:
@@ -201,8 +206,13 @@ class ProcessorHost(Generic[State]):
                     self._maybe_snapshot()      # quiet: the time-based snapshot still comes
                     continue
                 await self._apply_live([first, *self._drain()])
-                self._maybe_snapshot()
+                if self._snapshot_due():
+                    await self._settle()        # a snapshot holds only state whose outputs are published
+                    self._maybe_snapshot()
+            await self._settle()
         finally:
+            if self._in_flight is not None and not self._in_flight.done():
+                self._in_flight.cancel()        # stopping on an error: recovery republishes what was not acked
             await self._feed.stop()
             if self._snapshot_task is not None:
                 await asyncio.gather(self._snapshot_task, return_exceptions=True)
@@ -235,12 +245,7 @@ class ProcessorHost(Generic[State]):
         every output is already published; framing, hashing and the upload run off the hot path.
         """
         SNAPSHOT_AGE_EVENTS.labels(self.name).set(self._since_snapshot)
-        if self.snapshots is None or self._since_snapshot == 0:
-            return
-        if self._since_snapshot < self.snapshot_every_events and \
-                time.monotonic() - self._snapshot_at < self.snapshot_every_s:
-            return
-        if self._snapshot_task is not None and not self._snapshot_task.done():
+        if self.snapshots is None or not self._snapshot_due():
             return
         self._generation += 1
         expected = self.snapshots.expected
@@ -252,6 +257,15 @@ class ProcessorHost(Generic[State]):
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()
         self._snapshot_task = asyncio.create_task(self._write_snapshot(header, pickled))
+
+    def _snapshot_due(self) -> bool:
+        """Whether N events or T seconds have passed since the last snapshot and none is being written."""
+        if self.snapshots is None or self._since_snapshot == 0:
+            return False
+        if self._since_snapshot < self.snapshot_every_events and \
+                time.monotonic() - self._snapshot_at < self.snapshot_every_s:
+            return False
+        return self._snapshot_task is None or self._snapshot_task.done()
 
     async def _write_snapshot(self, header: SnapshotHeader, pickled: bytes) -> None:
         assert self.snapshots is not None
@@ -284,11 +298,25 @@ class ProcessorHost(Generic[State]):
                                   delivery, f"{self.name} core raised on this event (see its log)")
         APPLIED.labels(self.name, "live").inc(len(envelopes))       # once per batch: a label lookup costs
         self._since_snapshot += len(envelopes)
+        await self._settle()
         if outputs:
-            await self.bus.publish_batch(outputs)
-            EMITTED.labels(self.name).inc(len(outputs))
+            self._in_flight = asyncio.create_task(self._publish(outputs))
+            # Two turns of the loop: the task hands the batch to the client, then nats-py's flusher writes it,
+            # so the next hop has it before this process applies its next batch (acks come in meanwhile).
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
         if self.on_live is not None:
             self.on_live(self.state, outputs)
+
+    async def _publish(self, outputs: list[Event]) -> None:
+        await self.bus.publish_batch(outputs)
+        EMITTED.labels(self.name).inc(len(outputs))
+
+    async def _settle(self) -> None:
+        """Wait until the previous batch's outputs are acknowledged; raise if they could not be published."""
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            await in_flight
 
 
 class _CoreFault(Exception):
