@@ -1,4 +1,5 @@
-"""The `sq` command line: broker, schema, bench, up, and the subcommands each part registers (`sq user`: gateway.user_cli)."""
+"""The `sq` command line: broker, schema, bench, up, and the subcommands each part registers
+(`sq user`: gateway.user_cli, `sq report`: gateway.report_cli)."""
 
 from __future__ import annotations
 
@@ -102,11 +103,11 @@ Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-ar
 
 def _part_registrars() -> list[Registrar]:
     """Subcommands that live with the part they operate (store's `wal`, market data's `md`, …)."""
+    from gateway.report_cli import register as register_report
     from gateway.user_cli import register as register_user
     from processors.connector.credentials import register as register_creds
     from processors.marketdata_cli import register as register_md
     from processors.portfolio.cli import register as register_portfolio
-    from processors.reporting.cli import register as register_report
     from store.cli import register as register_store
 
     return [register_store, register_md, register_creds, register_report, register_portfolio, register_user]

@@ -58,12 +58,7 @@ class Violation:
         return f"{_relative(self.path)}:{self.line}: {self.reason}"
 
 
-KNOWN: dict[tuple[str, ...], str] = {
-    ("layers", "processors.reporting.blotter", "projections.rows"): "reporting becomes a service (issue 19 item 6)",
-    ("layers", "processors.reporting.blotter", "projections.service"): "reporting becomes a service (issue 19 item 6)",
-    ("layers", "processors.reporting.blotter", "projections.ladder"): "reporting becomes a service (issue 19 item 6)",
-    ("layers", "processors.reporting.tearsheet", "projections.service"): "reporting becomes a service (issue 19 item 6)",
-}
+KNOWN: dict[tuple[str, ...], str] = {}
 """Violations being fixed elsewhere, each with who or what removes it. The check reports them but does
 not fail on them; it fails on any other violation, and on an entry here that no longer occurs (delete it)."""
 
