@@ -12,10 +12,10 @@ import asyncio
 import sys
 
 from events.subjects import STREAM_MD, STREAM_TRADING, subscribed
+from processors.runtime import add_common_arguments, run_core
 from processors.venue_sim.config import InvalidConfig, load_sim_config
 from processors.venue_sim.core import STATE_VERSION, SUBSCRIPTIONS, decide, evolve
 from processors.venue_sim.state import SimState
-from processors.runtime import add_common_arguments, run_core
 
 DEFAULT_PORT = 50058
 wanted = subscribed(SUBSCRIPTIONS)        # what the core reads, as a predicate (offline replays, tools)

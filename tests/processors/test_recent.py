@@ -14,9 +14,9 @@ from processors.portfolio.core import evolve as portfolio_evolve
 from processors.recent import Recent
 from processors.risk.core import step as risk_step
 from processors.router import core as router_core
+from processors.router.state import RouterState
 from processors.venue_sim import core as sim_core
 from processors.venue_sim.state import SimState
-from processors.router.state import RouterState
 from tests.risk import factories as rf
 from tests.router import factories as tf
 

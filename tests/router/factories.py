@@ -26,10 +26,10 @@ from events.ids import derived_id
 from events.trading import ParentOrderCompleted
 from processors.router import core as router_core
 from processors.router.config import RouterConfig, VenueSpec
+from processors.router.state import RouterState
 from processors.venue_sim import core as sim_core
 from processors.venue_sim.config import SimConfig
 from processors.venue_sim.state import SimState
-from processors.router.state import RouterState
 
 NS = 1_000_000_000
 MS = 1_000_000
