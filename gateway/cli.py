@@ -1,4 +1,5 @@
-"""The `sq` command line: broker, schema, bench, up, and the subcommands each part registers (`sq user`: gateway.user_cli)."""
+"""The `sq` command line: broker, schema, bench, up, and the subcommands each part registers
+(`sq user`: gateway.user_cli, `sq report`: gateway.report_cli)."""
 
 from __future__ import annotations
 
@@ -79,9 +80,9 @@ PROCESSORS: dict[str, tuple[str, str]] = {
     "reporting": ("processors.reporting.runner", "a real-time trade report per fill on sq.rpt.trade.<account>"),
     "recorder": ("processors.recorder.runner", "JetStream to WAL, one log per stream, with durable watermarks"),
     "aggregator": ("processors.aggregator.runner", "bars, L2 books and book tops from trades and depth updates"),
-    "binance": ("processors.connectors.binance.runner", "Binance spot market data (and, with --trade, orders)"),
-    "connector": ("processors.connectors.runner", "replay recordings onto the bus (once, or looping shifted to now)"),
-    "kite": ("processors.connectors.kite.runner", "Zerodha Kite market data (and, with --trade, orders and postbacks)"),
+    "binance": ("processors.connector.binance.runner", "Binance spot market data (and, with --trade, orders)"),
+    "connector": ("processors.connector.runner", "replay recordings onto the bus (once, or looping shifted to now)"),
+    "kite": ("processors.connector.kite.runner", "Zerodha Kite market data (and, with --trade, orders and postbacks)"),
     "risk": ("processors.risk.runner", "pre-trade risk checks, circuit breakers, kill switch"),
     "router": ("processors.router.runner", "parent orders to child orders (MARKET, LIMIT, TWAP, VWAP, POV), TCA"),
     "venue-sim": ("processors.venue_sim.runner", "simulated venues filling child orders against the market"),
@@ -102,11 +103,11 @@ Registrar = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-ar
 
 def _part_registrars() -> list[Registrar]:
     """Subcommands that live with the part they operate (store's `wal`, market data's `md`, …)."""
+    from gateway.report_cli import register as register_report
     from gateway.user_cli import register as register_user
-    from processors.connectors.credentials import register as register_creds
+    from processors.connector.credentials import register as register_creds
     from processors.marketdata_cli import register as register_md
     from processors.portfolio.cli import register as register_portfolio
-    from processors.reporting.cli import register as register_report
     from store.cli import register as register_store
 
     return [register_store, register_md, register_creds, register_report, register_portfolio, register_user]

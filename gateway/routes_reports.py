@@ -22,7 +22,8 @@ from gateway.routes_query import DEFAULT_LIMIT, MAX_LIMIT, visible_accounts
 from gateway.state import GATEWAY
 from gateway.tokens import Claims
 from processors.reporting import metrics
-from processors.reporting.blotter import (
+from processors.reporting.report import metrics_report
+from projections.blotter import (
     CompletionLog,
     InvalidDate,
     ReportInputs,
@@ -32,7 +33,6 @@ from processors.reporting.blotter import (
     day_bounds,
     tca_summary,
 )
-from processors.reporting.report import metrics_report
 from projections.service import Projections
 
 _json = msgspec.json.Encoder(decimal_format="string")

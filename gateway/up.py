@@ -25,8 +25,8 @@ from gateway.server import start_gateway
 from gateway.state import ReadinessConfig
 from gateway.up_ready import demo_markets, wait_until_tradable
 from gateway.users import UserStore
-from processors.connectors.venue_up import VenueUpError
-from processors.connectors.venue_up import plan as venue_plan
+from processors.connector.venue_up import VenueUpError
+from processors.connector.venue_up import plan as venue_plan
 from store.secrets import write_private
 
 log = logging.getLogger("sq.up")

@@ -18,7 +18,7 @@ from typing import Any
 from events.market import BookSnapshot, BookTop, Trade
 from gateway.readiness import readiness
 from gateway.state import Gateway, Market
-from processors.connectors.recordings import Record, read_bytes, read_records
+from processors.connector.recordings import Record, read_bytes, read_records
 
 POLL_S = 0.25
 REPORT_EVERY_S = 5.0

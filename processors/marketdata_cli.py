@@ -22,7 +22,7 @@ from processors.aggregator.book import L2Book, Status, top_of_book
 from processors.aggregator.book_events import from_scaled, to_scaled
 from processors.aggregator.candles import candles_batch
 from processors.aggregator.sync import BookSync, on_delta, on_snapshot
-from processors.connectors.recordings import (
+from processors.connector.recordings import (
     FORMATS,
     BadRecord,
     Item,

@@ -10,7 +10,7 @@ The rules (ARCHITECTURE.md, issue 19 "a straight house"):
   may import from its own layer or a lower one, never a higher one (``tests/`` is exempt);
 - no two modules of the project import each other, directly or through others;
 - no module is over ``MAX_LINES`` lines;
-- ``sq processor X`` runs ``processors/X/`` (a connector, ``processors/connectors/X/``).
+- ``sq processor X`` runs ``processors/X/`` (a connector, ``processors/connector/X/``).
 
 Every import counts, wherever it is written (module level, inside a function, under
 ``TYPE_CHECKING``): an import hidden in a function body still ties the two modules together.
@@ -58,13 +58,7 @@ class Violation:
         return f"{_relative(self.path)}:{self.line}: {self.reason}"
 
 
-KNOWN: dict[tuple[str, ...], str] = {
-    ("layers", "processors.reporting.blotter", "projections.rows"): "reporting becomes a service (issue 19 item 6)",
-    ("layers", "processors.reporting.blotter", "projections.service"): "reporting becomes a service (issue 19 item 6)",
-    ("layers", "processors.reporting.blotter", "projections.ladder"): "reporting becomes a service (issue 19 item 6)",
-    ("layers", "processors.reporting.tearsheet", "projections.service"): "reporting becomes a service (issue 19 item 6)",
-    ("names", "connector"): "a rename of the service (deploy, sq up, dashboards) is still to agree",
-}
+KNOWN: dict[tuple[str, ...], str] = {}
 """Violations being fixed elsewhere, each with who or what removes it. The check reports them but does
 not fail on them; it fails on any other violation, and on an entry here that no longer occurs (delete it)."""
 
@@ -245,13 +239,13 @@ def _processes(cli: Path) -> Iterator[tuple[str, str, int]]:
 
 
 def name_violations(root: Path = ROOT) -> list[Violation]:
-    """`sq processor X` runs processors/X/ (a connector: processors/connectors/X/): its module is that
+    """`sq processor X` runs processors/X/ (a connector: processors/connector/X/): its module is that
     folder's runner.py. A hyphen in X is an underscore in the folder."""
     cli = root / "gateway" / "cli.py"
     violations: list[Violation] = []
     for name, module, line in _processes(cli):
         folder = name.replace("-", "_")
-        if module not in (f"processors.{folder}.runner", f"processors.connectors.{folder}.runner"):
+        if module not in (f"processors.{folder}.runner", f"processors.connector.{folder}.runner"):
             violations.append(Violation(cli, line, f"`sq processor {name}` runs {module}, not "
                                                    f"processors.{folder}.runner", ("names", name)))
     return violations

@@ -6,35 +6,22 @@ distribution and exposure. No script, stylesheet, font or image is fetched: the 
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-from collections.abc import Callable
 from decimal import Decimal
 from html import escape
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from processors.reporting import _svg, metrics
-from processors.reporting.report import align, metrics_report
-from processors.reporting.series_io import InvalidCsv, csv_header, read_column_csv, read_returns_csv
+from processors.reporting.report import metrics_report
 
 Floats = NDArray[np.float64]
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 PLOT_IDS = ("equity", "drawdown", "monthly", "distribution", "exposure")
 EQUITY_COLOUR, BENCH_COLOUR, DRAWDOWN_COLOUR = "#1f5fbf", "#999999", "#c0392b"
 HIST_COLOUR, EXPOSURE_COLOUR = "#6a4fb3", "#1e8449"
-
-
-class NoPnl(ValueError):
-    """The WAL holds no P&L for the account; `account` and `wal_root` are attributes."""
-
-    def __init__(self, account: str, wal_root: Path, reason: str) -> None:
-        super().__init__(f"account {account} {reason} in {wal_root}")
-        self.account = account
-        self.wal_root = wal_root
 
 
 def monthly_returns(dates: list[str], returns: Floats) -> tuple[list[str], Floats]:
@@ -151,51 +138,3 @@ def returns_from_pnl(points: list[tuple[int, Decimal]], capital: float) -> tuple
     closes = np.array([0.0] + [by_day[d] for d in days])
     equity = capital + closes
     return days, equity[1:] / equity[:-1] - 1
-
-
-def pnl_from_wal(data_dir: Path, account: str) -> list[tuple[int, Decimal]]:
-    """The account's (ts, net P&L) points from the projections folded over the WAL."""
-    from projections.service import Projections  # only the --account path needs the store
-
-    wal_root = data_dir / "wal"
-    if not wal_root.is_dir():
-        raise NoPnl(account, wal_root, "cannot be read: no WAL directory")
-    projections = Projections(wal_root, data_dir / "projections")
-    projections.load_and_catch_up()
-    points = [(p.ts, p.net_pnl) for p in projections.rows("pnl") if p.account == account]
-    if not points:
-        raise NoPnl(account, wal_root, "has no P&L points")
-    return points
-
-
-def run_tearsheet_command(args: argparse.Namespace, error: Callable[[str, str], int]) -> int:
-    """`sq report tearsheet`: read returns (CSV or WAL), render, write the file."""
-    try:
-        exposure = None
-        if args.returns:
-            dates, returns = read_returns_csv(args.returns)
-            if "exposure" in csv_header(args.returns):
-                exposure = read_column_csv(args.returns, "exposure")[1]
-            source = f"Source: {Path(args.returns).name}."
-        else:
-            if args.capital is None:
-                return error("tearsheet", "--capital is required with --account (returns are P&L / capital)")
-            dates, returns = returns_from_pnl(pnl_from_wal(Path(args.data_dir), args.account), args.capital)
-            source = f"Account {args.account}, daily net P&L on capital {args.capital:g}, from the WAL."
-        benchmark = None
-        if args.benchmark:
-            bench_dates, bench_values = read_returns_csv(args.benchmark)
-            kept, returns_aligned, benchmark = align(dates, returns, bench_dates, bench_values)
-            if exposure is not None:
-                at = {date: i for i, date in enumerate(dates)}
-                exposure = np.array([exposure[at[d]] for d in kept])
-            dates, returns = kept, returns_aligned
-        page = render(dates, returns, benchmark=benchmark, exposure=exposure, title=args.title or "Tear sheet",
-                      risk_free=args.risk_free, periods_per_year=args.periods_per_year, source=source)
-    except (InvalidCsv, metrics.InvalidSeries, NoPnl) as exc:
-        return error("tearsheet", str(exc))
-    except OSError as exc:
-        return error("tearsheet", f"cannot read {exc.filename}: {exc.strerror}")
-    Path(args.out).write_text(page, encoding="utf-8")
-    print(args.out)
-    return 0

@@ -11,8 +11,8 @@ import nats
 
 from events import Bus, embedded_broker
 from events.bus import MSG_ID_HEADER, outgoing
-from processors.connectors.recordings import Record, read_records
-from processors.connectors.replay import replay
+from processors.connector.recordings import Record, read_records
+from processors.connector.replay import replay
 from tests.bench.harness import BenchResult, result
 
 

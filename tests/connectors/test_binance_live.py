@@ -13,10 +13,10 @@ import pytest
 from events import BookDelta, BookSnapshot, BookTop, Bus, ChildCancel, ChildOrder, DeadLetter, Trade
 from processors.aggregator.book import levels
 from processors.aggregator.book_events import from_scaled
-from processors.connectors.binance.live import BinanceFeed, BinanceUrls, stream_url
-from processors.connectors.binance.orders import BinanceOrderError, BinanceOrders, order_params
-from processors.connectors.credentials import BinanceCredentials
-from processors.connectors.sink import FeedSink
+from processors.connector.binance.live import BinanceFeed, BinanceUrls, stream_url
+from processors.connector.binance.orders import BinanceOrderError, BinanceOrders, order_params
+from processors.connector.credentials import BinanceCredentials
+from processors.connector.sink import FeedSink
 from tests.conftest import eventually
 from tests.connectors.binance_standin import BinanceStandIn, make_app
 from tests.connectors.conftest import collect, serve

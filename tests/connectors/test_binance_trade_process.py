@@ -15,7 +15,7 @@ import msgspec
 from events import Broker, Bus, ChildOrder, ExecutionReport
 from events.broker import free_port
 from events.portfolio import VenuePositionsReported
-from processors.connectors.credentials import CredentialStore
+from processors.connector.credentials import CredentialStore
 from tests.conftest import eventually
 from tests.connectors.binance_standin import BinanceStandIn, make_app
 from tests.connectors.binance_userdata_standin import Account, add_routes
@@ -30,7 +30,7 @@ async def start(base: str, broker: Broker, data_dir: Path, port: int) -> asyncio
     env = {k: v for k, v in os.environ.items() if k != "SQ_MASTER_KEY"}
     ws = base.replace("http", "ws")
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "processors.connectors.binance.runner", "--symbols", "NKNUSDT", "--trade",
+        sys.executable, "-m", "processors.connector.binance.runner", "--symbols", "NKNUSDT", "--trade",
         "--ws-url", ws, "--rest-url", base, "--ws-api-url", f"{ws}/ws-api/v3", "--nats-url", broker.url,
         "--port", str(port), "--data-dir", str(data_dir), "--log-level", "INFO", cwd=REPO, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)

@@ -17,11 +17,11 @@ from events.codec import AnyEvent
 from events.ids import derived_id
 from events.portfolio import VenuePositionsReported
 from events.trading import LimitAlgo, ParentOrderCompleted
-from processors.connectors.binance.executions import ExecutionBook, base_asset
-from processors.connectors.binance.orders import BinanceOrders
-from processors.connectors.binance.userdata import UserDataStream, UserDataUrls, subscribe_request
-from processors.connectors.credentials import BinanceCredentials
-from processors.connectors.sink import FeedSink
+from processors.connector.binance.executions import ExecutionBook, base_asset
+from processors.connector.binance.orders import BinanceOrders
+from processors.connector.binance.userdata import UserDataStream, UserDataUrls, subscribe_request
+from processors.connector.credentials import BinanceCredentials
+from processors.connector.sink import FeedSink
 from processors.portfolio import core as portfolio_core
 from processors.router import core as router_core
 from processors.router.state import RouterState

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.connectors.credentials import (
+from processors.connector.credentials import (
     IST,
     BinanceCredentials,
     CredentialError,
@@ -82,7 +82,7 @@ def test_listing_shows_which_fields_are_set_and_delete_forgets(tmp_path: Path) -
 
 def _sq(tmp_path: Path, *argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "SQ_MASTER_KEY"}
-    return subprocess.run([sys.executable, "-m", "processors.connectors.credentials", *argv,
+    return subprocess.run([sys.executable, "-m", "processors.connector.credentials", *argv,
                            "--data-dir", str(tmp_path)], input=stdin, capture_output=True, text=True,
                           cwd=REPO, env=env, timeout=30)
 

@@ -14,8 +14,8 @@ import pyotp
 import pytest
 
 from events import BookSnapshot, Bus, ChildCancel, ChildOrder, DeadLetter, ExecutionReport, Trade
-from processors.connectors.credentials import KiteCredentials, SessionCache
-from processors.connectors.kite.orders import (
+from processors.connector.credentials import KiteCredentials, SessionCache
+from processors.connector.kite.orders import (
     KiteInstrument,
     KiteOrders,
     OrderMappingError,
@@ -25,9 +25,9 @@ from processors.connectors.kite.orders import (
     postback_checksum,
     postback_valid,
 )
-from processors.connectors.kite.session import KiteError, KiteSession, KiteUrls, checksum, login
-from processors.connectors.kite.stream import KiteTicker
-from processors.connectors.sink import FeedSink
+from processors.connector.kite.session import KiteError, KiteSession, KiteUrls, checksum, login
+from processors.connector.kite.stream import KiteTicker
+from processors.connector.sink import FeedSink
 from tests.conftest import eventually
 from tests.connectors.conftest import collect, serve
 from tests.connectors.kite_standin import KiteStandIn, drop_ticker, make_app, message, pack_full

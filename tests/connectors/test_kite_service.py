@@ -20,15 +20,15 @@ import pytest
 from events import BookSnapshot, BookTop, Broker, Bus, ChildOrder, ExecutionReport, Trade
 from events.audit import AuditEvent
 from events.broker import free_port
-from processors.connectors.credentials import CredentialStore, KiteCredentials, SessionCache
-from processors.connectors.kite.instruments import InstrumentCache, InstrumentError, parse_wanted
-from processors.connectors.kite.orders import KiteInstrument, KiteOrders
-from processors.connectors.kite.runner import renew_daily
-from processors.connectors.kite.session import KiteSession, KiteUrls
-from processors.connectors.kite.stream import KiteTicker
-from processors.connectors.kite.ticker import IST
-from processors.connectors.limits import Limit, VenueLimiter
-from processors.connectors.sink import FeedSink
+from processors.connector.credentials import CredentialStore, KiteCredentials, SessionCache
+from processors.connector.kite.instruments import InstrumentCache, InstrumentError, parse_wanted
+from processors.connector.kite.orders import KiteInstrument, KiteOrders
+from processors.connector.kite.runner import renew_daily
+from processors.connector.kite.session import KiteSession, KiteUrls
+from processors.connector.kite.stream import KiteTicker
+from processors.connector.kite.ticker import IST
+from processors.connector.limits import Limit, VenueLimiter
+from processors.connector.sink import FeedSink
 from tests.conftest import eventually
 from tests.connectors.conftest import collect, serve
 from tests.connectors.kite_standin import KiteStandIn, make_app, message, pack_full
@@ -157,7 +157,7 @@ async def test_sq_processor_kite_logs_in_streams_trades_orders_and_checks_postba
     async with serve(make_app(venue)) as base, aiohttp.ClientSession() as http:
         env = {k: v for k, v in os.environ.items() if k != "SQ_MASTER_KEY"}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "processors.connectors.kite.runner", "--instruments", "NSE:INFY", "--trade",
+            sys.executable, "-m", "processors.connector.kite.runner", "--instruments", "NSE:INFY", "--trade",
             "--login-url", base, "--connect-url", base, "--api-url", base, "--ws-url",
             base.replace("http", "ws") + "/ws", "--nats-url", broker.url, "--port", str(port),
             "--postback-port", str(postback_port), "--data-dir", str(tmp_path), "--log-level", "INFO",

@@ -10,9 +10,9 @@ import pytest
 from prometheus_client import REGISTRY
 
 from events import ChildOrder
-from processors.connectors.binance.orders import BinanceOrders
-from processors.connectors.credentials import BinanceCredentials
-from processors.connectors.limits import KITE_LIMITS, Limit, LimitRefusal, VenueLimiter
+from processors.connector.binance.orders import BinanceOrders
+from processors.connector.credentials import BinanceCredentials
+from processors.connector.limits import KITE_LIMITS, Limit, LimitRefusal, VenueLimiter
 from tests.connectors.binance_standin import BinanceStandIn, make_app
 from tests.connectors.conftest import serve
 

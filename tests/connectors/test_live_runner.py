@@ -13,7 +13,7 @@ import pytest
 
 from events import BookSnapshot, Broker, Bus, Trade
 from events.broker import free_port
-from processors.connectors.binance.runner import RunnerConfigError, parse_streams, parse_symbols
+from processors.connector.binance.runner import RunnerConfigError, parse_streams, parse_symbols
 from tests.conftest import eventually
 from tests.connectors.binance_standin import BinanceStandIn, make_app
 from tests.connectors.conftest import collect, serve
@@ -37,7 +37,7 @@ async def test_runner_process_publishes_market_data_and_reports_ready(broker: Br
     async with serve(make_app(venue)) as base:
         env = {k: v for k, v in os.environ.items() if k != "SQ_MASTER_KEY"}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "processors.connectors.binance.runner", "--symbols", "NKNUSDT,LRCBTC",
+            sys.executable, "-m", "processors.connector.binance.runner", "--symbols", "NKNUSDT,LRCBTC",
             "--ws-url", base.replace("http", "ws"), "--rest-url", base, "--nats-url", broker.url,
             "--port", str(port), "--data-dir", str(tmp_path), "--log-level", "WARNING", cwd=REPO, env=env)
         try:

@@ -18,7 +18,7 @@ from events.broker import free_port
 from events.codec import AnyEvent
 from events.ids import intent_id_for
 from events.trading import LimitAlgo, ParentOrderCompleted
-from processors.connectors.credentials import CredentialStore
+from processors.connector.credentials import CredentialStore
 from tests.conftest import eventually
 from tests.connectors.binance_standin import BinanceStandIn, make_app
 from tests.connectors.binance_userdata_standin import Account, add_routes

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from events.broker import free_port
-from processors.connectors.credentials import CredentialStore
-from processors.connectors.venue_up import VenueUpError, missing_credentials, plan, runner_args
+from processors.connector.credentials import CredentialStore
+from processors.connector.venue_up import VenueUpError, missing_credentials, plan, runner_args
 
 REPO = Path(__file__).resolve().parents[2]
 

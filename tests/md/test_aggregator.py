@@ -15,8 +15,8 @@ from events.process import bound_port, start_service_http
 from processors.aggregator.config import AggregatorConfig, ConfigError
 from processors.aggregator.core import handle, initial_state
 from processors.aggregator.runner import decide, evolve, wanted
-from processors.connectors.recordings import Record, read_bytes, read_records
-from processors.connectors.replay import replay
+from processors.connector.recordings import Record, read_bytes, read_records
+from processors.connector.replay import replay
 from processors.host import ProcessorHost
 from tests.conftest import eventually
 

@@ -10,7 +10,7 @@ from events.market import BookDelta, BookSnapshot, BookTop
 from processors.aggregator.book import Status, levels, top_of_book
 from processors.aggregator.book_events import from_scaled
 from processors.aggregator.sync import BookSync, on_delta, on_snapshot
-from processors.connectors.recordings import Record, read_bytes, read_records
+from processors.connector.recordings import Record, read_bytes, read_records
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 CASES = [("cryptofeed_BINANCE.http.0.0", "cryptofeed_BINANCE.ws.1.0"),

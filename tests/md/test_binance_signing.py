@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processors.connectors.binance.signing import sign, signed_query
+from processors.connector.binance.signing import sign, signed_query
 
 # The documentation's example secret (published by Binance for this purpose; not a real credential).
 DOC_SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"

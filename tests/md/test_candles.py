@@ -20,7 +20,7 @@ from processors.aggregator.candles import (
     evolve,
     volume_profile,
 )
-from processors.connectors.recordings import Record, read_bytes, read_records
+from processors.connector.recordings import Record, read_bytes, read_records
 from tests.conftest import real_data
 
 MINUTE = 60_000_000_000

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from processors.connectors.kite.ticker import PacketError, book_top, decode_message, decode_packet
+from processors.connector.kite.ticker import PacketError, book_top, decode_message, decode_packet
 from tests.conftest import real_data
 
 

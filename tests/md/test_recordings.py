@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from events.market import Trade
-from processors.connectors.binance.parse import FeedError, parse_ws
-from processors.connectors.recordings import BadRecord, Record, detect_format, read_bytes, read_records
+from processors.connector.binance.parse import FeedError, parse_ws
+from processors.connector.recordings import BadRecord, Record, detect_format, read_bytes, read_records
 from tests.conftest import real_data
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"

@@ -9,9 +9,9 @@ import msgspec
 import pytest
 
 from events import Bus, DeadLetter, decode
-from processors.connectors.config import ConfigError, ReplayConfig
-from processors.connectors.recordings import Record, read_bytes, read_records
-from processors.connectors.replay import pace_delay, replay
+from processors.connector.config import ConfigError, ReplayConfig
+from processors.connector.recordings import Record, read_bytes, read_records
+from processors.connector.replay import pace_delay, replay
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 

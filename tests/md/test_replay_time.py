@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from events import Bus, decode
-from processors.connectors.recordings import Record, read_bytes, read_records
-from processors.connectors.replay import replay
-from processors.connectors.runner import shifted
+from processors.connector.recordings import Record, read_bytes, read_records
+from processors.connector.replay import replay
+from processors.connector.runner import shifted
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 KLINES = "nautilus_ADABTC-1m-2021-11-27.csv"

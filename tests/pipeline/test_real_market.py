@@ -29,8 +29,8 @@ from events.subjects import subject_for
 from events.trading import ChildOrder, ExecutionReport, ParentOrderCompleted, RiskDecision
 from processors.aggregator.book import levels
 from processors.aggregator.sync import BookSync, on_delta, on_snapshot
-from processors.connectors.recordings import Record, read_bytes, read_records
-from processors.connectors.replay import replay
+from processors.connector.recordings import Record, read_bytes, read_records
+from processors.connector.replay import replay
 from processors.host import ProcessorHost
 from processors.router.config import load_router_config
 from processors.router.runner import timer_event

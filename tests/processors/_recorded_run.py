@@ -27,7 +27,7 @@ from processors.aggregator.core import initial_state
 from processors.aggregator.runner import decide as aggregator_decide
 from processors.aggregator.runner import evolve as aggregator_evolve
 from processors.aggregator.runner import wanted as aggregator_wanted
-from processors.connectors.recordings import Record, read_records
+from processors.connector.recordings import Record, read_records
 from processors.portfolio.core import PortfolioConfig, PortfolioState
 from processors.portfolio.core import decide as portfolio_decide
 from processors.portfolio.core import evolve as portfolio_evolve

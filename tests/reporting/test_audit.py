@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "processors.reporting.cli", "report", "audit", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "gateway.report_cli", "report", "audit", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
 
 

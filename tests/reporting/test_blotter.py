@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.reporting.blotter import (
+from projections.blotter import (
     InvalidDate,
     blotter,
     daily_report,
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "processors.reporting.cli", "report", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "gateway.report_cli", "report", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -112,7 +112,7 @@ def test_report_cli_prints_blotter_tca_and_daily_as_json_and_tables(tmp_path):
 
 
 def test_completion_log_with_a_checkpoint_never_rereads_what_it_already_read(tmp_path):
-    from processors.reporting.blotter import CompletionLog
+    from projections.blotter import CompletionLog
 
     write_history(tmp_path)
     first = CompletionLog(tmp_path / "wal", checkpoint=tmp_path / "tca").refresh()

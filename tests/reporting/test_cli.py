@@ -16,8 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_report(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m processors.reporting.cli report ...` in the repository."""
-    return subprocess.run([sys.executable, "-m", "processors.reporting.cli", "report", *args], cwd=REPO,
+    """`python -m gateway.report_cli report ...` in the repository."""
+    return subprocess.run([sys.executable, "-m", "gateway.report_cli", "report", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
 
 

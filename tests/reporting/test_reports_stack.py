@@ -18,7 +18,7 @@ from gateway.app import create_app
 from gateway.state import Gateway, GatewayConfig
 from gateway.users import User
 from processors.reporting.audit import UNSEALED, audit_order
-from processors.reporting.blotter import CompletionLog
+from projections.blotter import CompletionLog
 from store.reader import WalReader
 from tests.conftest import eventually
 from tests.pipeline.conftest import Stack, publish_market, stack  # noqa: F401 - the fixture
@@ -57,7 +57,7 @@ async def test_audit_of_a_stack_order_names_every_event_with_its_wal_bytes(stack
         assert entry.seal == UNSEALED  # one small tail segment: nothing sealed yet
     assert [e.seq for e in trail.entries] == sorted(e.seq for e in trail.entries)
     assert D(trail.entries[-1].event["shortfall_bps"]) == D(10)  # as on the wire: "10.0000"
-    done = subprocess.run([sys.executable, "-m", "processors.reporting.cli", "report", "audit", intent.id,
+    done = subprocess.run([sys.executable, "-m", "gateway.report_cli", "report", "audit", intent.id,
                            "--data-dir", str(stack.data_dir), "--json"], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr

@@ -59,7 +59,7 @@ def page_file(tmp_path_factory, goog_and_benchmark) -> Path:
     bench = folder / "bench.csv"
     bench.write_text("date,return\n" + "".join(f"{d},{float(x)!r}\n" for d, x in zip(dates, b, strict=True)))
     out = folder / "sheet.html"
-    done = subprocess.run([sys.executable, "-m", "processors.reporting.cli", "report", "tearsheet", "--returns",
+    done = subprocess.run([sys.executable, "-m", "gateway.report_cli", "report", "tearsheet", "--returns",
                            str(returns), "--benchmark", str(bench), "--title", "GOOG vs equal weight", "--out",
                            str(out)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -36,14 +36,15 @@ def test_tearsheet_when_account_given_then_daily_returns_come_from_wal_pnl(tmp_p
     _record(tmp_path / "wal" / STREAM_MD.name, marks)
     _record(tmp_path / "wal" / STREAM_TRADING.name, [fill])
     out = tmp_path / "acc1.html"
-    done = subprocess.run([sys.executable, "-m", "processors.reporting.cli", "report", "tearsheet", "--account",
+    done = subprocess.run([sys.executable, "-m", "gateway.report_cli", "report", "tearsheet", "--account",
                            "ACC1", "--data-dir", str(tmp_path), "--capital", "10000", "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     page = out.read_text(encoding="utf-8")
     assert "Account ACC1, daily net P&amp;L on capital 10000" in page and page.count("<svg") == 5
 
-    from processors.reporting.tearsheet import pnl_from_wal, returns_from_pnl
+    from processors.reporting.tearsheet import returns_from_pnl
+    from projections.blotter import pnl_from_wal
     dates, returns = returns_from_pnl(pnl_from_wal(tmp_path, "ACC1"), 10000.0)
     assert dates == ["2023-12-09", "2023-12-10", "2023-12-11"]
     assert list(returns) == pytest.approx([-1 / 10000, 50 / 9999, -70 / 10049], rel=1e-12)
@@ -51,7 +52,7 @@ def test_tearsheet_when_account_given_then_daily_returns_come_from_wal_pnl(tmp_p
 
 def test_tearsheet_when_account_has_no_pnl_then_exit_2_saying_so(tmp_path):
     (tmp_path / "wal").mkdir()
-    done = subprocess.run([sys.executable, "-m", "processors.reporting.cli", "report", "tearsheet", "--account",
+    done = subprocess.run([sys.executable, "-m", "gateway.report_cli", "report", "tearsheet", "--account",
                            "NOPE", "--data-dir", str(tmp_path), "--capital", "1000", "--out",
                            str(tmp_path / "x.html")], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "account NOPE has no P&L points" in done.stderr

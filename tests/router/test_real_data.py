@@ -11,7 +11,7 @@ from events import BookDelta, BookSnapshot, BookTop, TimerFired, Trade, TwapAlgo
 from events._base import Event
 from processors.aggregator.book import levels
 from processors.aggregator.sync import BookSync, on_delta, on_snapshot
-from processors.connectors.recordings import Record, read_bytes, read_records
+from processors.connector.recordings import Record, read_bytes, read_records
 from tests.router.factories import NS, D, Pipeline, accept, intent, router_config, sim_config, timer, venue
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"

@@ -20,8 +20,8 @@ from aiohttp import web
 from events.audit import AuditEvent
 from events.bus import Bus
 from events.ids import derived_id
-from processors.connectors.kite.orders import KiteOrders, postback_valid
-from processors.connectors.sink import FeedSink
+from processors.connector.kite.orders import KiteOrders, postback_valid
+from processors.connector.sink import FeedSink
 
 log = logging.getLogger(__name__)
 PATH = "/kite/postback"

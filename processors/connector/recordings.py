@@ -36,7 +36,7 @@ from events._base import Event
 from events.ids import derived_id
 from events.market import Bar, Trade
 from events.subjects import token
-from processors.connectors.binance.parse import VENUE_FUTURES, VENUE_SPOT, FeedError, parse_snapshot, parse_ws
+from processors.connector.binance.parse import VENUE_FUTURES, VENUE_SPOT, FeedError, parse_snapshot, parse_ws
 
 Format = Literal["cryptofeed_http", "cryptofeed_ws", "freqtrade_trades", "klines_json", "klines_csv", "jsonl",
                  "trades_csv", "parquet"]

@@ -1,4 +1,5 @@
-"""Trade blotter, TCA summary per algorithm and venue, and the daily report per account, from the WAL.
+"""Trade blotter, TCA summary per algorithm and venue, the daily report per account and an account's
+P&L points, from the projections folded over the WAL (`sq report` and the gateway's `/v1/reports/*`).
 
 Conventions (written down so nobody guesses):
 
@@ -54,6 +55,15 @@ class InvalidDate(ValueError):
     def __init__(self, value: str) -> None:
         super().__init__(f"date {value!r} is not a UTC day as YYYY-MM-DD")
         self.value = value
+
+
+class NoPnl(ValueError):
+    """The WAL holds no P&L for the account; `account` and `wal_root` are attributes."""
+
+    def __init__(self, account: str, wal_root: Path, reason: str) -> None:
+        super().__init__(f"account {account} {reason} in {wal_root}")
+        self.account = account
+        self.wal_root = wal_root
 
 
 def day_bounds(date: str) -> tuple[int, int]:
@@ -167,7 +177,7 @@ class CompletionLog:
 
 def load_inputs(data_dir: Path) -> ReportInputs:
     """Fold the WAL under `data_dir/wal` into the projections and collect parent completions (blocking)."""
-    from projections.service import Projections
+    from projections.service import Projections  # pyarrow and DuckDB: a second to import, paid only here
 
     wal_root = data_dir / "wal"
     projections = Projections(wal_root, data_dir / "projections")
@@ -175,6 +185,21 @@ def load_inputs(data_dir: Path) -> ReportInputs:
     return ReportInputs(fills=projections.rows("fills"), pnl=projections.rows("pnl"),
                         orders={order.order_id: order for order in projections.rows("orders")},
                         completions=CompletionLog(wal_root).refresh())
+
+
+def pnl_from_wal(data_dir: Path, account: str) -> list[tuple[int, Decimal]]:
+    """The account's (ts, cumulative net P&L) points from the projections folded over the WAL (blocking)."""
+    from projections.service import Projections
+
+    wal_root = data_dir / "wal"
+    if not wal_root.is_dir():
+        raise NoPnl(account, wal_root, "cannot be read: no WAL directory")
+    projections = Projections(wal_root, data_dir / "projections")
+    projections.load_and_catch_up()
+    points = [(p.ts, p.net_pnl) for p in projections.rows("pnl") if p.account == account]
+    if not points:
+        raise NoPnl(account, wal_root, "has no P&L points")
+    return points
 
 
 def _keep(account: str, ts: int, accounts: Iterable[str] | None, window: tuple[int, int] | None) -> bool:
@@ -347,5 +372,5 @@ def daily_report(inputs: ReportInputs, date: str, books: tuple[dict[str, Account
     return {"date": date, "start_ts": window[0], "end_ts": window[1], "accounts": report}
 
 
-__all__ = ["ALL_VENUES", "AccountPnl", "CompletionLog", "InvalidDate", "ReportInputs", "blotter", "daily_report", "day_books", "day_bounds",
-           "load_inputs", "tca_summary"]
+__all__ = ["ALL_VENUES", "AccountPnl", "CompletionLog", "InvalidDate", "NoPnl", "ReportInputs", "blotter", "daily_report",
+           "day_books", "day_bounds", "load_inputs", "pnl_from_wal", "tca_summary"]

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import aiohttp
 import pyotp
 
-from processors.connectors.credentials import KiteCredentials, SessionCache, kite_session_expiry
+from processors.connector.credentials import KiteCredentials, SessionCache, kite_session_expiry
 
 KITE_VERSION = "3"
 MAX_REDIRECTS = 10

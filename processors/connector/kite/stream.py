@@ -30,10 +30,10 @@ from events._base import Event
 from events.ids import derived_id
 from events.market import BookSnapshot, Trade
 from events.stopping import Stopped, unless_stopped
-from processors.connectors.kite.orders import VENUE, KiteOrders
-from processors.connectors.kite.session import KiteSession
-from processors.connectors.kite.ticker import PacketError, Tick, book_top, decode_message
-from processors.connectors.sink import FeedSink
+from processors.connector.kite.orders import VENUE, KiteOrders
+from processors.connector.kite.session import KiteSession
+from processors.connector.kite.ticker import PacketError, Tick, book_top, decode_message
+from processors.connector.sink import FeedSink
 
 log = logging.getLogger(__name__)
 NS = 1_000_000_000

@@ -18,7 +18,7 @@ from prometheus_client import Counter
 from events.audit import DeadLetter
 from events.bus import Bus, Outgoing, outgoing
 from events.ids import derived_id
-from processors.connectors.recordings import BadRecord, Item, Record, Skipped
+from processors.connector.recordings import BadRecord, Item, Record, Skipped
 
 log = logging.getLogger(__name__)
 

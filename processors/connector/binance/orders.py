@@ -22,10 +22,10 @@ from typing import Any
 import aiohttp
 
 from events.trading import ChildCancel, ChildOrder, ExecutionReport
-from processors.connectors.binance.executions import MS, ExecutionBook, Tracked, report
-from processors.connectors.binance.signing import signed_query
-from processors.connectors.credentials import BinanceCredentials
-from processors.connectors.limits import BINANCE_LIMITS, LimitRefusal, VenueLimiter
+from processors.connector.binance.executions import MS, ExecutionBook, Tracked, report
+from processors.connector.binance.signing import signed_query
+from processors.connector.credentials import BinanceCredentials
+from processors.connector.limits import BINANCE_LIMITS, LimitRefusal, VenueLimiter
 
 log = logging.getLogger(__name__)
 _TIF = {"GTC": "GTC", "IOC": "IOC", "FOK": "FOK"}

@@ -19,9 +19,9 @@ import aiohttp
 
 from events.ids import derived_id
 from events.trading import ChildCancel, ChildOrder, ExecStatus, ExecutionReport
-from processors.connectors.kite.session import KiteError, KiteSession, kite_json
-from processors.connectors.kite.ticker import IST
-from processors.connectors.limits import KITE_LIMITS, LimitRefusal, VenueLimiter
+from processors.connector.kite.session import KiteError, KiteSession, kite_json
+from processors.connector.kite.ticker import IST
+from processors.connector.limits import KITE_LIMITS, LimitRefusal, VenueLimiter
 
 VENUE = "kite"
 Product = Literal["CNC", "MIS", "NRML"]

@@ -12,7 +12,7 @@ from events._base import Event
 from events.audit import DeadLetter
 from events.bus import Bus
 from events.ids import derived_id
-from processors.connectors.replay import RECORDS
+from processors.connector.replay import RECORDS
 
 log = logging.getLogger(__name__)
 MAX_PAYLOAD = 65_536

@@ -29,13 +29,13 @@ from events.logs import configure_logging
 from events.process import add_service_arguments, connect_bus, start_service_http, stop_on_signals
 from events.subjects import STREAM_TRADING, InvalidSubjectToken, token
 from events.trading import ChildCancel, ChildOrder
-from processors.connectors.binance.live import DEFAULT_STREAMS, BinanceFeed, BinanceUrls
-from processors.connectors.binance.orders import BinanceOrderError, BinanceOrders
-from processors.connectors.binance.userdata import UserDataStream, UserDataUrls
-from processors.connectors.credentials import CredentialError, CredentialStore
-from processors.connectors.limits import Limit, VenueLimiter
-from processors.connectors.restore import restore_orders
-from processors.connectors.sink import FeedSink
+from processors.connector.binance.live import DEFAULT_STREAMS, BinanceFeed, BinanceUrls
+from processors.connector.binance.orders import BinanceOrderError, BinanceOrders
+from processors.connector.binance.userdata import UserDataStream, UserDataUrls
+from processors.connector.credentials import CredentialError, CredentialStore
+from processors.connector.limits import Limit, VenueLimiter
+from processors.connector.restore import restore_orders
+from processors.connector.sink import FeedSink
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 50052

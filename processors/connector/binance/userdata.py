@@ -33,11 +33,11 @@ from prometheus_client import Counter
 
 from events._base import Event
 from events.stopping import Stopped, unless_stopped
-from processors.connectors.binance.executions import positions_report
-from processors.connectors.binance.orders import BinanceOrderError, BinanceOrders
-from processors.connectors.binance.signing import query_string, sign
-from processors.connectors.limits import LimitRefusal
-from processors.connectors.sink import FeedSink
+from processors.connector.binance.executions import positions_report
+from processors.connector.binance.orders import BinanceOrderError, BinanceOrders
+from processors.connector.binance.signing import query_string, sign
+from processors.connector.limits import LimitRefusal
+from processors.connector.sink import FeedSink
 
 log = logging.getLogger(__name__)
 USER_EVENTS = Counter("sq_binance_user_events_total", "User-data stream events handled, by type and outcome",

@@ -28,8 +28,8 @@ from events.market import BookDelta
 from events.stopping import Stopped, unless_stopped
 from processors.aggregator.book import Status
 from processors.aggregator.sync import BookSync, on_delta, on_snapshot
-from processors.connectors.binance.parse import VENUE_SPOT, FeedError, parse_snapshot, parse_ws
-from processors.connectors.sink import FeedSink
+from processors.connector.binance.parse import VENUE_SPOT, FeedError, parse_snapshot, parse_ws
+from processors.connector.sink import FeedSink
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from events.process import (
     stop_on_signals,
 )
 from events.stopping import Stopped, unless_stopped
-from processors.connectors.config import ConfigError, ReplayConfig
-from processors.connectors.recordings import Item, Record, read_bytes, read_records
-from processors.connectors.replay import ReplayStats, replay
+from processors.connector.config import ConfigError, ReplayConfig
+from processors.connector.recordings import Item, Record, read_bytes, read_records
+from processors.connector.replay import ReplayStats, replay
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 50052

@@ -1,17 +1,22 @@
-"""`sq report`: return analytics and tear sheets from CSV files or the WAL, without a running stack."""
+"""`sq report`: return analytics and tear sheets from CSV files or the WAL, without a running stack.
+
+It reads the projections folded over the WAL (`projections.blotter`) beside the analytics library
+(`processors.reporting`), so it sits in the gateway layer with the rest of the `sq` command line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from events.commands import run_subcommands
+from gateway.report_commands import register_wal_reports
 from processors.reporting import metrics
-from processors.reporting._commands import register_wal_reports
 from processors.reporting.report import align, metrics_report
-from processors.reporting.series_io import InvalidCsv, read_returns_csv
+from processors.reporting.series_io import InvalidCsv, csv_header, read_column_csv, read_returns_csv
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
@@ -48,12 +53,47 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_tearsheet(args: argparse.Namespace) -> int:
-    """`sq report tearsheet`: write a self-contained HTML tear sheet."""
-    from processors.reporting.tearsheet import (
-        run_tearsheet_command,  # keeps `metrics` free of the plotting code
-    )
+    """`sq report tearsheet`: read returns (CSV, or the account's P&L from the WAL), render, write the HTML file."""
+    import numpy as np
 
-    return run_tearsheet_command(args, _error)
+    # Imported here, so `sq report metrics` does not load the plotting code.
+    from processors.reporting.tearsheet import render, returns_from_pnl
+
+    try:
+        exposure = None
+        if args.returns:
+            dates, returns = read_returns_csv(args.returns)
+            if "exposure" in csv_header(args.returns):
+                exposure = read_column_csv(args.returns, "exposure")[1]
+            source = f"Source: {Path(args.returns).name}."
+        else:
+            if args.capital is None:
+                return _error("tearsheet", "--capital is required with --account (returns are P&L / capital)")
+            from projections.blotter import NoPnl, pnl_from_wal  # the store, needed by this path only
+
+            try:
+                points = pnl_from_wal(Path(args.data_dir), args.account)
+            except NoPnl as exc:
+                return _error("tearsheet", str(exc))
+            dates, returns = returns_from_pnl(points, args.capital)
+            source = f"Account {args.account}, daily net P&L on capital {args.capital:g}, from the WAL."
+        benchmark = None
+        if args.benchmark:
+            bench_dates, bench_values = read_returns_csv(args.benchmark)
+            kept, returns_aligned, benchmark = align(dates, returns, bench_dates, bench_values)
+            if exposure is not None:
+                at = {date: i for i, date in enumerate(dates)}
+                exposure = np.array([exposure[at[d]] for d in kept])
+            dates, returns = kept, returns_aligned
+        page = render(dates, returns, benchmark=benchmark, exposure=exposure, title=args.title or "Tear sheet",
+                      risk_free=args.risk_free, periods_per_year=args.periods_per_year, source=source)
+    except (InvalidCsv, metrics.InvalidSeries) as exc:
+        return _error("tearsheet", str(exc))
+    except OSError as exc:
+        return _error("tearsheet", f"cannot read {exc.filename}: {exc.strerror}")
+    Path(args.out).write_text(page, encoding="utf-8")
+    print(args.out)
+    return EXIT_OK
 
 
 def register(subparsers: Any) -> None:
@@ -88,9 +128,8 @@ def register(subparsers: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `report ...` standalone: `python -m processors.reporting.cli report metrics --returns FILE`."""
+    """Run `report ...` standalone: `python -m gateway.report_cli report metrics --returns FILE`."""
     return run_subcommands(register, argv)
-
 
 
 if __name__ == "__main__":

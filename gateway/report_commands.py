@@ -1,4 +1,8 @@
-"""`sq report audit|blotter|tca|daily|orders`: the WAL-backed reports on the command line (no running stack needed)."""
+"""`sq report audit|blotter|tca|daily|orders`: the WAL-backed reports on the command line (no running stack needed).
+
+Blotter, TCA and the daily report fold the WAL into the projections (`projections.blotter`), so these
+commands live in the gateway layer; the audit trail and the order records read the WAL directly
+(`processors.reporting.audit`, `processors.reporting.orders`)."""
 
 from __future__ import annotations
 
@@ -41,7 +45,7 @@ def cmd_audit(args: argparse.Namespace, error: Error) -> int:
 
 def cmd_wal_report(args: argparse.Namespace, error: Error) -> int:
     """`sq report blotter|tca|daily`: fold the WAL, then print one report."""
-    from processors.reporting.blotter import (
+    from projections.blotter import (
         InvalidDate,
         blotter,
         daily_report,

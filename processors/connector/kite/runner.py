@@ -32,14 +32,14 @@ from events.logs import configure_logging
 from events.process import add_service_arguments, connect_bus, start_service_http, stop_on_signals
 from events.subjects import STREAM_TRADING
 from events.trading import ChildCancel, ChildOrder
-from processors.connectors.credentials import CredentialError, CredentialStore, KiteCredentials, SessionCache
-from processors.connectors.kite.instruments import InstrumentCache, InstrumentError, parse_wanted
-from processors.connectors.kite.orders import KiteInstrument, KiteOrders, OrderMappingError, PlacementUnknown
-from processors.connectors.kite.postback import postback_app
-from processors.connectors.kite.session import KiteError, KiteSession, KiteUrls
-from processors.connectors.kite.stream import KiteTicker
-from processors.connectors.restore import restore_orders
-from processors.connectors.sink import FeedSink
+from processors.connector.credentials import CredentialError, CredentialStore, KiteCredentials, SessionCache
+from processors.connector.kite.instruments import InstrumentCache, InstrumentError, parse_wanted
+from processors.connector.kite.orders import KiteInstrument, KiteOrders, OrderMappingError, PlacementUnknown
+from processors.connector.kite.postback import postback_app
+from processors.connector.kite.session import KiteError, KiteSession, KiteUrls
+from processors.connector.kite.stream import KiteTicker
+from processors.connector.restore import restore_orders
+from processors.connector.sink import FeedSink
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 50060

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from processors.connectors.credentials import VENUE_FIELDS, CredentialError, CredentialStore
+from processors.connector.credentials import VENUE_FIELDS, CredentialError, CredentialStore
 from store.secrets import SecretError
 
 LIVE_VENUES = ("binance", "kite")

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from processors.connectors.kite.orders import KiteInstrument
-from processors.connectors.kite.session import KiteError, KiteSession
-from processors.connectors.kite.ticker import IST
+from processors.connector.kite.orders import KiteInstrument
+from processors.connector.kite.session import KiteError, KiteSession
+from processors.connector.kite.ticker import IST
 
 COLUMNS = ("instrument_token", "exchange_token", "tradingsymbol", "name", "last_price", "expiry", "strike",
            "tick_size", "lot_size", "instrument_type", "segment", "exchange")

@@ -254,7 +254,7 @@ def register(subparsers: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `creds ...` on its own (python -m processors.connectors.credentials set kite --field password)."""
+    """Run `creds ...` on its own (python -m processors.connector.credentials set kite --field password)."""
     return run_subcommands(register, ["creds", *(sys.argv[1:] if argv is None else argv)])
 
 

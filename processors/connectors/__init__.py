@@ -1,1 +1,0 @@
-"""Connectors: venue feeds (Binance) and recorded files turned into sq.md.* events."""
