@@ -11,6 +11,11 @@ while catching up the host knows an output was already published when an event w
 appears later in the log. Whatever the core decided during catch-up that never appeared was
 lost in a crash; it is published once catch-up ends, and JetStream's dedupe window drops any
 copy the recorder had not yet written.
+
+A fault stops the fold (STYLE.md): when a core raises on an event, the event is dead-lettered with the
+error, its id is remembered as poison, and the state is rebuilt from the newest snapshot and the WAL
+without it, never carried on from whatever the core had half changed. The fold itself is
+`processors.fold.step`, the one every replay and test runs too.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import collections
 import logging
 import pickle
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -33,6 +38,7 @@ from events.codec import AnyEvent, encode
 from events.consumer import Delivery, dead_letter
 from events.stopping import Stopped, unless_stopped
 from events.subjects import patterns_by_stream, subject_for, subscribed
+from processors.fold import step
 from processors.snapshots import FORMAT_VERSION, SNAPSHOT_AGE_EVENTS, SnapshotHeader, SnapshotStore, seal
 from store.follow import Envelope, HistoryGone, LiveFeed, SubjectFilter, history, last_recorded, recorded_ids
 
@@ -42,6 +48,7 @@ State = TypeVar("State")
 APPLIED = Counter("sq_processor_events_total", "Events applied to a core", ["processor", "phase"])
 EMITTED = Counter("sq_processor_outputs_total", "Events a core emitted and the host published", ["processor"])
 CORE_ERRORS = Counter("sq_processor_core_errors_total", "Events a core raised on (dead-lettered)", ["processor"])
+REBUILDS = Counter("sq_processor_rebuilds_total", "State rebuilds after a core fault", ["processor"])
 RECOVERED = Counter("sq_processor_recovered_outputs_total",
                     "Outputs decided during catch-up that were missing from the log", ["processor"])
 LAG = Gauge("sq_processor_lag_events", "Events received but not yet applied", ["processor"])
@@ -51,6 +58,8 @@ RESTORE_SECONDS = Histogram("sq_processor_restore_seconds", "Snapshot load plus 
 # A published output can be stored a little before its cause by a broker clock that differs from the
 # cause's (another stream leader in a cluster): look for recorded outputs this far before the tail.
 _CLOCK_SKEW_NS = 60 * 1_000_000_000
+# A rebuild after a live fault waits for the recorder to hold what the host had applied; say so this often.
+_WAIT_LOG_S = 10.0
 
 
 @dataclass
@@ -85,6 +94,11 @@ class ProcessorHost(Generic[State]):
     recovered: list[Event] = field(default_factory=list)
     positions: dict[str, int] = field(default_factory=dict)    # last stream sequence folded in, per stream
     restored_from: SnapshotHeader | None = None
+    # Ids of events the core raised on: dead-lettered once, then passed over wherever they turn up again
+    # (a redelivery, history read in a rebuild), so one bad event cannot make the host fault forever.
+    poison: set[str] = field(default_factory=set)
+    _origin: bytes = b""            # the state the host was given, pickled: a rebuild without a snapshot
+    _stop: asyncio.Event | None = None
     _feed: LiveFeed | None = None
     _generation: int = 0
     _events_total: int = 0          # events folded in since the first record (carried by snapshots)
@@ -101,27 +115,29 @@ class ProcessorHost(Generic[State]):
             reads = subscribed(self.subscriptions)
             narrower = self.wanted
             self.wanted = reads if narrower is None else (lambda subject: reads(subject) and narrower(subject))
+        # A copy, not the object: the core may change the state it is given in place.
+        self._origin = pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def step(self, envelope: Envelope) -> list[Event]:
-        """Decide, then evolve, on one event; a core fault is logged with the event and yields no outputs."""
+    def _apply(self, envelope: Envelope) -> list[Event]:
+        """Fold one event into the state and return what the core decided; CoreFault if the core raised."""
         event = envelope.event
         try:
-            outputs = self.decide(self.state, event)
-            self.state = self.evolve(self.state, event)
-            if self.apply_outputs:
-                for output in outputs:
-                    self.state = self.evolve(self.state, output)  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001 - a core bug must not stop the processor; it is dead-lettered
+            self.state, outputs = step(self.decide, self.evolve, self.state, event, apply_outputs=self.apply_outputs)
+        except Exception as exc:  # noqa: BLE001 - a core bug must not stop the processor: dead-letter, rebuild
             CORE_ERRORS.labels(self.name).inc()
             log.exception("core failed on event", extra={"processor": self.name, "event_id": event.id,
                                                          "event_type": type(event).__name__,
                                                          "stream": envelope.stream, "seq": envelope.seq})
-            raise _CoreFault(envelope) from None
+            raise CoreFault(envelope, exc) from exc
         self.applied += 1
         self._events_total += 1
+        self._passed(envelope)
+        return outputs
+
+    def _passed(self, envelope: Envelope) -> None:
+        """The fold has gone past this event (applied, or passed over as poison)."""
         self.positions[envelope.stream] = envelope.seq
         self._last_stored_ts = envelope.stored_ts
-        return outputs
 
     def restore(self, header: SnapshotHeader, state: State) -> None:
         """Start from a snapshot: its state, positions and counters (before `catch_up`)."""
@@ -132,21 +148,29 @@ class ProcessorHost(Generic[State]):
         self._last_stored_ts = header.last_stored_ts
         self.restored_from = header
 
-    def catch_up(self) -> dict[str, int]:
-        """Fold in the WAL after the current positions; return the positions reached and leave
-        unpublished outputs in `recovered`."""
+    def catch_up(self, until: Mapping[str, int] | None = None, *, find_lost: bool = True) -> dict[str, int]:
+        """Fold in the WAL after the current positions (up to `until`, else all of it); return the positions
+        reached and leave unpublished outputs in `recovered` (none unless `find_lost`).
+
+        Raises CoreFault when the core raises: the state is then half-applied, and the caller rebuilds it.
+        """
         after = dict(self.positions)
-        recorded_until = last_recorded(self.wal_root, self.streams)
-        until = {stream: max(recorded_until[stream], after.get(stream, 0)) for stream in self.streams}
+        if until is None:
+            recorded_until = last_recorded(self.wal_root, self.streams)
+            until = {stream: max(recorded_until[stream], after.get(stream, 0)) for stream in self.streams}
+        else:
+            until = {stream: until.get(stream, 0) for stream in self.streams}
         pending: dict[str, Event] = {}
         tail_from_ts: int | None = None
         applied_before = self.applied
         for envelope in history(self.wal_root, self.streams, after, until=until, source=self.name,
                                 wanted=self.wanted):
             pending.pop(envelope.event.id, None)
-            try:
-                outputs = self.step(envelope)
-            except _CoreFault:
+            if envelope.event.id in self.poison:
+                self._passed(envelope)          # dead-lettered when the core raised on it
+                continue
+            outputs = self._apply(envelope)
+            if not find_lost:
                 continue
             if outputs and tail_from_ts is None:
                 tail_from_ts = envelope.stored_ts
@@ -167,12 +191,13 @@ class ProcessorHost(Generic[State]):
     async def run(self, stop: asyncio.Event) -> None:
         """Restore, catch up, publish recovered outputs, then apply live events until `stop` is set."""
         started = time.monotonic()
+        self._stop = stop
         if self.snapshots is not None:
             newest = await self.snapshots.newest()
             if newest is not None:
                 self.restore(*newest)
         while True:
-            positions = await asyncio.to_thread(self.catch_up)
+            positions = await self._catch_up_past_faults()
             await self._publish_recovered()
             filters = None if self.subscriptions is None else patterns_by_stream(self.subscriptions, self.streams)
             self._feed = LiveFeed(self.bus, self.streams, positions, source=self.name, wanted=self.wanted,
@@ -205,7 +230,10 @@ class ProcessorHost(Generic[State]):
                 except TimeoutError:
                     self._maybe_snapshot()      # quiet: the time-based snapshot still comes
                     continue
-                await self._apply_live([first, *self._drain()])
+                try:
+                    await self._apply_live([first, *self._drain()])
+                except Stopped:
+                    break                       # stopped while a rebuild waited: the state is not worth keeping
                 if self._snapshot_due():
                     await self._settle()        # a snapshot holds only state whose outputs are published
                     self._maybe_snapshot()
@@ -216,6 +244,78 @@ class ProcessorHost(Generic[State]):
             await self._feed.stop()
             if self._snapshot_task is not None:
                 await asyncio.gather(self._snapshot_task, return_exceptions=True)
+
+    async def _catch_up_past_faults(self, until: Mapping[str, int] | None = None, *,
+                                    find_lost: bool = True) -> dict[str, int]:
+        """`catch_up`, started over from the newest snapshot (or the initial state) after each event the
+        core raises on, with that event dead-lettered and passed over; each fault adds one poison id, so
+        this ends."""
+        while True:
+            try:
+                return await asyncio.to_thread(self.catch_up, until, find_lost=find_lost)
+            except CoreFault as fault:
+                await self._dead_letter(fault)
+                await self._reset(until)
+
+    async def _rebuild(self) -> None:
+        """Rebuild the state after a live fault: the newest snapshot, then the WAL up to the positions the
+        host had reached (the poison event included, and passed over)."""
+        REBUILDS.labels(self.name).inc()
+        target = {stream: self.positions.get(stream, 0) for stream in self.streams}
+        await self._wait_recorded(target)
+        await self._reset(target)
+        # Every output decided up to these positions was published when they were first applied (the
+        # batch in progress publishes before the rebuild starts), so none is looked for or sent again.
+        await self._catch_up_past_faults(target, find_lost=False)
+        log.warning("state rebuilt after a core fault", extra={
+            "processor": self.name, "positions": target, "poison": len(self.poison),
+            "snapshot": None if self.restored_from is None else self.restored_from.generation})
+        # A snapshot past the poison spares the next start from meeting it again.
+        self._since_snapshot = max(self._since_snapshot, self.snapshot_every_events)
+
+    async def _wait_recorded(self, target: Mapping[str, int]) -> None:
+        """Wait until the WAL holds every stream up to `target` (the recorder writes what the host was
+        sent a moment later); Stopped if the host is stopped first."""
+        assert self._stop is not None, "run() first"
+        delay, waited, told = 0.005, 0.0, 0.0
+        while True:
+            recorded = await asyncio.to_thread(last_recorded, self.wal_root, self.streams)
+            if all(recorded[stream] >= target[stream] for stream in self.streams):
+                return
+            if waited - told >= _WAIT_LOG_S:
+                told = waited
+                log.warning("rebuild waits for the recorder", extra={"processor": self.name, "needed": dict(target),
+                                                                    "recorded": recorded, "waited_s": waited})
+            await unless_stopped(asyncio.sleep(delay), self._stop)
+            waited += delay
+            delay = min(delay * 2, 0.5)
+
+    async def _reset(self, bound: Mapping[str, int] | None) -> None:
+        """Throw the state away: back to the newest snapshot (one within `bound`), else the initial state."""
+        if self._snapshot_task is not None:
+            # A snapshot still being written would take the next generation's slot: let it finish first.
+            await asyncio.gather(self._snapshot_task, return_exceptions=True)
+        newest = await self.snapshots.newest() if self.snapshots is not None else None
+        if newest is not None and (bound is None or all(
+                newest[0].positions.get(stream, 0) <= bound.get(stream, 0) for stream in self.streams)):
+            generation = self._generation
+            self.restore(*newest)
+            self._generation = max(generation, newest[0].generation)
+            return
+        self.state = pickle.loads(self._origin)      # our own bytes, from __post_init__
+        self.positions = {}
+        self._events_total = 0
+        self._last_stored_ts = 0
+        self.restored_from = None
+
+    async def _dead_letter(self, fault: CoreFault) -> None:
+        """Publish the event the core raised on, with the error, and remember it as poison."""
+        envelope = fault.envelope
+        self.poison.add(envelope.event.id)
+        delivery = Delivery(envelope.subject, envelope.stream, envelope.seq, 1, envelope.stored_ts, 0)
+        await dead_letter(self.bus, self.name, envelope.subject, encode(envelope.event), delivery,
+                          f"{self.name} core raised {fault.error!r} on this event; its state was rebuilt "
+                          f"from the snapshot and the log without it")
 
     async def _publish_recovered(self) -> None:
         """Publish what catch-up decided that the log does not hold (lost in a crash, or decided while down)."""
@@ -288,19 +388,27 @@ class ProcessorHost(Generic[State]):
 
     async def _apply_live(self, envelopes: list[Envelope]) -> None:
         outputs: list[Event] = []
+        published = 0
         for envelope in envelopes:
+            if envelope.event.id in self.poison:
+                self._passed(envelope)          # redelivered after it was dead-lettered
+                continue
             try:
-                outputs.extend(self.step(envelope))
-            except _CoreFault as fault:
-                delivery = Delivery(fault.envelope.subject, fault.envelope.stream, fault.envelope.seq, 1,
-                                    fault.envelope.stored_ts, 0)
-                await dead_letter(self.bus, self.name, fault.envelope.subject, encode(fault.envelope.event),
-                                  delivery, f"{self.name} core raised on this event (see its log)")
+                outputs.extend(self._apply(envelope))
+            except CoreFault as fault:
+                # What the batch decided before the fault came from a sound state: out it goes first (and
+                # the previous batch's, still in flight), acknowledged, before the rebuild reads the WAL.
+                await self._settle()
+                await self._publish(outputs[published:])
+                published = len(outputs)
+                await self._dead_letter(fault)
+                self._passed(envelope)
+                await self._rebuild()
         APPLIED.labels(self.name, "live").inc(len(envelopes))       # once per batch: a label lookup costs
         self._since_snapshot += len(envelopes)
         await self._settle()
-        if outputs:
-            self._in_flight = asyncio.create_task(self._publish(outputs))
+        if outputs[published:]:
+            self._in_flight = asyncio.create_task(self._publish(outputs[published:]))
             # Two turns of the loop: the task hands the batch to the client, then nats-py's flusher writes it,
             # so the next hop has it before this process applies its next batch (acks come in meanwhile).
             await asyncio.sleep(0)
@@ -309,8 +417,9 @@ class ProcessorHost(Generic[State]):
             self.on_live(self.state, outputs)
 
     async def _publish(self, outputs: list[Event]) -> None:
-        await self.bus.publish_batch(outputs)
-        EMITTED.labels(self.name).inc(len(outputs))
+        if outputs:
+            await self.bus.publish_batch(outputs)
+            EMITTED.labels(self.name).inc(len(outputs))
 
     async def _settle(self) -> None:
         """Wait until the previous batch's outputs are acknowledged; raise if they could not be published."""
@@ -319,9 +428,10 @@ class ProcessorHost(Generic[State]):
             await in_flight
 
 
-class _CoreFault(Exception):
-    """A core raised on an event; carries the event's envelope to the dead-letter path."""
+class CoreFault(Exception):
+    """A core raised on an event: the event's envelope and the error, for the dead-letter and the rebuild."""
 
-    def __init__(self, envelope: Envelope) -> None:
-        super().__init__(f"core fault on {envelope.stream}#{envelope.seq}")
+    def __init__(self, envelope: Envelope, error: Exception) -> None:
+        super().__init__(f"core fault on {envelope.stream}#{envelope.seq}: {error!r}")
         self.envelope = envelope
+        self.error = error

@@ -10,7 +10,8 @@ The rules (ARCHITECTURE.md, issue 19 "a straight house"):
   may import from its own layer or a lower one, never a higher one (``tests/`` is exempt);
 - no two modules of the project import each other, directly or through others;
 - no module is over ``MAX_LINES`` lines;
-- ``sq processor X`` runs ``processors/X/`` (a connector, ``processors/connector/X/``).
+- ``sq processor X`` runs ``processors/X/`` (a connector, ``processors/connector/X/``);
+- there is one ``step``: ``processors.fold.step`` (the host's fold) alone calls decide and evolve together.
 
 Every import counts, wherever it is written (module level, inside a function, under
 ``TYPE_CHECKING``): an import hidden in a function body still ties the two modules together.
@@ -251,13 +252,85 @@ def name_violations(root: Path = ROOT) -> list[Violation]:
     return violations
 
 
-def step_violations(known: dict[str, Path] | None = None) -> list[Violation]:
-    """PLACEHOLDER for the rule "there is one ``step``, in the host" (issue 19 item 3).
+HOST_STEP = ("processors.fold", "step")
+"""The one fold of decide and evolve, which the host runs every core through."""
+HOST = "processors.host"
 
-    Not checked yet: whoever lands the single step in processors/host.py fills this in (and drops
-    the skip in tests/test_structure.py); until then it finds nothing.
+
+def _fold_calls(node: ast.AST) -> set[str]:
+    """Which of decide and evolve a function (or module) body calls itself, nested functions aside: a call
+    of ``decide``/``evolve``, ``x.decide``/``x.evolve`` or ``..._decide``/``..._evolve``."""
+    found: set[str] = set()
+    pending = list(ast.iter_child_nodes(node))
+    while pending:
+        child = pending.pop()
+        if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue
+        if isinstance(child, ast.Call):
+            func = child.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            for verb in ("decide", "evolve"):
+                if name == verb or name.endswith(f"_{verb}"):
+                    found.add(verb)
+        pending.extend(ast.iter_child_nodes(child))
+    return found
+
+
+def _scopes(tree: ast.Module) -> Iterator[tuple[str, ast.AST, bool]]:
+    """(qualified name, node, at module level) of the module itself and of every function in it."""
+    yield "<module>", tree, True
+    pending: list[tuple[str, ast.AST, bool]] = [("", tree, True)]
+    while pending:
+        prefix, parent, top = pending.pop()
+        for child in ast.iter_child_nodes(parent):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                name = f"{prefix}{child.name}"
+                yield name, child, top
+                pending.append((f"{name}.", child, False))
+            elif isinstance(child, ast.ClassDef):
+                pending.append((f"{prefix}{child.name}.", child, False))
+            else:
+                pending.append((prefix, child, top))
+
+
+def step_violations(known: dict[str, Path] | None = None, root: Path = ROOT) -> list[Violation]:
+    """There is one ``step`` (issue 19 item 3): ``processors.fold.step``, which the host runs every core
+    through, is the only function named ``step`` and the only one that calls decide and evolve together,
+    in the layered packages and in the tests' helpers (replays, factories), where copies used to live.
+
+    A test module (``test_*.py``) may call decide and evolve on their own: that is how a test checks
+    one of them (evolve alone rebuilds the live state; decide twice gives the same events).
     """
-    return []
+    known = modules(root) if known is None else known
+    files = dict(known)
+    for path in sorted((root / "tests").rglob("*.py")):
+        if not path.name.startswith("test_"):
+            files[".".join(path.relative_to(root).with_suffix("").parts)] = path
+    violations: list[Violation] = []
+    found = False
+    for module, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for name, node, top in _scopes(tree):
+            line = getattr(node, "lineno", 1)
+            if (module, name) == HOST_STEP and top:
+                found = True
+                continue
+            if name.rpartition(".")[2] == "step":
+                violations.append(Violation(path, line, f"{module}.{name} is a second step: fold with "
+                                                        f"{'.'.join(HOST_STEP)}", ("step", module, name)))
+            elif _fold_calls(node) == {"decide", "evolve"}:
+                violations.append(Violation(path, line, f"{module}.{name} calls decide and evolve itself: fold "
+                                                        f"with {'.'.join(HOST_STEP)}", ("step", module, name)))
+    if not found:
+        where = known.get(HOST_STEP[0], root / "processors")
+        violations.append(Violation(where, 1, f"{HOST_STEP[0]} has no module-level {HOST_STEP[1]}()",
+                                    ("step", *HOST_STEP)))
+    if HOST in known and not any(isinstance(node, ast.ImportFrom) and node.module == HOST_STEP[0]
+                                 and any(alias.name == HOST_STEP[1] for alias in node.names)
+                                 for node in ast.walk(ast.parse(known[HOST].read_text(encoding="utf-8")))):
+        violations.append(Violation(known[HOST], 1, f"{HOST} does not fold with {'.'.join(HOST_STEP)}",
+                                    ("step", HOST)))
+    return violations
 
 
 def check() -> dict[str, list[Violation]]:

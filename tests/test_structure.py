@@ -36,7 +36,6 @@ def test_every_process_runs_from_the_folder_of_its_name(results: dict[str, list[
     assert _unexpected(results["names"]) == []
 
 
-@pytest.mark.skip(reason="issue 19 item 3 (one step, in the host) fills in structure.step_violations")
 def test_there_is_one_step(results: dict[str, list[structure.Violation]]) -> None:
     assert _unexpected(results["step"]) == []
 
@@ -58,3 +57,23 @@ def test_the_check_sees_an_import_hidden_in_a_function_body(tmp_path) -> None:
     cycles = structure.cycle_violations(found)
     assert [(v.key, v.line) for v in layers] == [(("layers", "store.low", "gateway.high"), 2)]
     assert {v.key for v in cycles} == {("cycles", "store.low", "gateway.high"), ("cycles", "gateway.high", "store.low")}
+
+
+def test_the_step_check_sees_a_copied_fold_and_a_second_step(tmp_path) -> None:
+    for layer in structure.LAYERS:
+        (tmp_path / layer).mkdir()
+        (tmp_path / layer / "__init__.py").write_text("")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "processors" / "fold.py").write_text(
+        "def step(decide, evolve, state, event):\n    return evolve(state, event), decide(state, event)\n")
+    (tmp_path / "processors" / "host.py").write_text("from processors.fold import step\n")
+    (tmp_path / "processors" / "sim.py").write_text(
+        "class Sim:\n    def step(self, event):\n        return event\n")
+    (tmp_path / "tests" / "_replay.py").write_text(
+        "def run(core, state, events):\n    for e in events:\n        core.decide(state, e)\n"
+        "        state = core.evolve(state, e)\n")
+    (tmp_path / "tests" / "test_core.py").write_text(
+        "def test_evolve_alone(core, state, e):\n    assert core.decide(core.evolve(state, e), e) == []\n")
+    found = structure.step_violations(structure.modules(tmp_path), root=tmp_path)
+    assert sorted((v.key, v.line) for v in found) == [
+        (("step", "processors.sim", "Sim.step"), 2), (("step", "tests._replay", "run"), 1)]

@@ -23,6 +23,7 @@ from processors.aggregator.book import L2Book, Status, imbalance, top_of_book
 from processors.aggregator.book_events import from_scaled
 from processors.aggregator.config import AggregatorConfig, interval_to_ns
 from processors.aggregator.sync import BookSync, on_delta, on_snapshot
+from processors.fold import step
 
 SOURCE = "aggregator"
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
@@ -62,14 +63,14 @@ def _on_candle_event(state: AggregatorState, event: Trade | TimerFired) -> list[
                 venue=event.venue, symbol=event.symbol, interval=interval,
                 interval_ns=interval_to_ns(interval) or 0)
             try:
-                out += candles.decide(current, event)
+                state.candles[key], bars = step(candles.decide, candles.evolve, current, event, apply_outputs=False)
             except candles.LateTrade as exc:
                 return [_dead_letter(event, f"{exc}: the {interval} bar was already published")]
-            state.candles[key] = candles.evolve(current, event)
+            out += bars
         return out
     for key, current in state.candles.items():
-        out += candles.decide(current, event)
-        state.candles[key] = candles.evolve(current, event)
+        state.candles[key], bars = step(candles.decide, candles.evolve, current, event, apply_outputs=False)
+        out += bars
     return out
 
 

@@ -11,10 +11,10 @@ from processors.risk.config import (
     parse_limits,
     validate,
 )
-from processors.risk.core import decide, evolve, step
+from processors.risk.core import decide, evolve
 from processors.risk.state import RiskState
 
 __all__ = [
     "CHECK_NAMES", "Ctx", "EffectiveLimits", "InvalidLimits", "Limits", "LimitsFile", "RiskState",
-    "decide", "effective", "evolve", "load_limits", "parse_limits", "step", "validate",
+    "decide", "effective", "evolve", "load_limits", "parse_limits", "validate",
 ]

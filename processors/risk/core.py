@@ -2,9 +2,9 @@
 
 No I/O and no clock: time is the `ts` of the event being handled. Output ids are derived from the
 input id, so a redelivered input yields the same outputs (deduplicated by JetStream), and an
-intent already decided is not decided again. `step` is what a runner calls: decide on the state
-before the event, then evolve by the event and by each output (the outputs come back from the bus
-later; applying them twice changes nothing).
+intent already decided is not decided again. The runner folds it with `processors.fold.step`:
+decide on the state before the event, then evolve by the event and by each output (the outputs come
+back from the bus later; applying them twice changes nothing).
 
 Inputs and outputs:
 - OrderIntent → RiskDecision naming every failed check;
@@ -319,12 +319,3 @@ def evolve(state: RiskState, event: object) -> RiskState:
             state.compiled.clear()
             state.checks.clear()
     return state
-
-
-def step(state: RiskState, event: object) -> tuple[RiskState, list[Event]]:
-    """Decide on `event`, then evolve by it and by every output: what a runner does per message."""
-    outputs = decide(state, event)
-    state = evolve(state, event)
-    for output in outputs:
-        state = evolve(state, output)
-    return state, outputs

@@ -1,7 +1,7 @@
 """The execution router: parent orders to child orders (MARKET, LIMIT, TWAP, VWAP, POV), venue selection, TCA.
 
-The pure core is `processors.router.core` (`decide`, `evolve`, `step`); the simulated venues
-are `processors.venue_sim`.
+The pure core is `processors.router.core` (`decide` and `evolve`, folded by `processors.fold.step`);
+the simulated venues are `processors.venue_sim`.
 """
 
 from events.trading import ParentOrderCompleted
@@ -12,8 +12,8 @@ from processors.router.config import (
            load_router_config,
            parse_router_config,
 )
-from processors.router.core import decide, evolve, step
+from processors.router.core import decide, evolve
 from processors.router.state import RouterState
 
 __all__ = ["InvalidConfig", "ParentOrderCompleted", "RouterConfig", "RouterState", "VenueSpec", "decide", "evolve",
-           "load_router_config", "parse_router_config", "step"]
+           "load_router_config", "parse_router_config"]

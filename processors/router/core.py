@@ -17,8 +17,8 @@ Inputs and what they cause:
 - CancelIntent, KillSwitchEngaged → a ChildCancel per working child, and no more slices;
 - ChildOrder, ChildCancel, ParentOrderCompleted (the router's own outputs) → state only.
 
-`step` is what a runner calls: decide on the state before the event, then evolve by the event and
-by each output. Output ids are derived from the input id (children's ids from the parent id and
+The runner folds it with `processors.fold.step`: decide on the state before the event, then
+evolve by the event and by each output. Output ids are derived from the input id (children's ids from the parent id and
 their sequence number), so a redelivered input yields identical outputs, or none when the state
 already shows it was handled.
 """
@@ -387,13 +387,4 @@ def evolve(state: RouterState, event: object) -> RouterState:
     return state
 
 
-def step(state: RouterState, event: object) -> tuple[RouterState, list[Event]]:
-    """Decide on `event`, then evolve by it and by every output: what a runner does per message."""
-    outputs = decide(state, event)
-    state = evolve(state, event)
-    for output in outputs:
-        state = evolve(state, output)
-    return state, outputs
-
-
-__all__ = ["ROLE_CHILD", "completion_status", "decide", "event_time", "evolve", "new_parent", "step"]
+__all__ = ["ROLE_CHILD", "completion_status", "decide", "event_time", "evolve", "new_parent"]

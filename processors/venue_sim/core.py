@@ -274,13 +274,4 @@ def evolve(state: SimState, event: object) -> SimState:
     return state
 
 
-def step(state: SimState, event: object) -> tuple[SimState, list[Event]]:
-    """Decide on `event`, then evolve by it and by every output: what a runner does per message."""
-    outputs = decide(state, event)
-    state = evolve(state, event)
-    for output in outputs:
-        state = evolve(state, output)
-    return state, outputs
-
-
-__all__ = ["decide", "evolve", "step"]
+__all__ = ["decide", "evolve"]

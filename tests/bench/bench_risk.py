@@ -14,8 +14,8 @@ import msgspec
 
 from events import BookTop, ChildOrder, ExecutionReport, OrderIntent
 from processors.risk import RiskState, parse_limits
-from processors.risk.core import step
 from tests.bench.harness import BenchResult, result
+from tests.cores import risk_step as step
 
 T0 = 1_700_000_000_000_000_000
 LIMITS = {

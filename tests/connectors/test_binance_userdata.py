@@ -23,12 +23,12 @@ from processors.connector.binance.userdata import UserDataStream, UserDataUrls, 
 from processors.connector.credentials import BinanceCredentials
 from processors.connector.sink import FeedSink
 from processors.portfolio import core as portfolio_core
-from processors.router import core as router_core
 from processors.router.state import RouterState
 from tests.conftest import eventually
 from tests.connectors.binance_standin import BinanceStandIn, make_app
 from tests.connectors.binance_userdata_standin import Account, add_routes
 from tests.connectors.conftest import collect, serve
+from tests.cores import router_step
 from tests.router.factories import accept, intent, router_config, venue
 
 CREDS = BinanceCredentials(api_key="ud-api-key-7f3a", api_secret="ud-api-secret-91c2")
@@ -90,8 +90,8 @@ def app_of(venue_: BinanceStandIn, account: Account):  # type: ignore[no-untyped
 def router_child() -> tuple[RouterState, ChildOrder]:
     state = RouterState(router_config(venue("binance", market=None, symbols=["NKNUSDT"])))
     order = intent("rest-1", "100", venue="binance", symbol="NKNUSDT", limit="0.30", algo=LimitAlgo())
-    state, _ = router_core.step(state, order)
-    state, out = router_core.step(state, accept(order))
+    state, _ = router_step(state, order)
+    state, out = router_step(state, accept(order))
     [child] = [e for e in out if isinstance(e, ChildOrder)]
     return state, child
 
@@ -99,7 +99,7 @@ def router_child() -> tuple[RouterState, ChildOrder]:
 def fold_parent(state: RouterState, reports: list[ExecutionReport]) -> list[ParentOrderCompleted]:
     done = []
     for report in sorted(reports, key=lambda r: (r.cum_quantity, r.status != "ACK")):
-        state, out = router_core.step(state, report)
+        state, out = router_step(state, report)
         done += [e for e in out if isinstance(e, ParentOrderCompleted)]
     return done
 

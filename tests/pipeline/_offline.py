@@ -17,6 +17,7 @@ from typing import Any
 from events._base import Event
 from events.codec import AnyEvent
 from events.subjects import STREAM_MD, STREAM_TRADING
+from processors.fold import step
 from processors.risk import LimitsFile, RiskState
 from processors.risk import decide as risk_decide
 from processors.risk import evolve as risk_evolve
@@ -47,12 +48,9 @@ class Core:
     outputs: list[Event] = field(default_factory=list)
     inputs: int = 0
 
-    def step(self, event: AnyEvent) -> list[Event]:
-        """What ProcessorHost.step does with apply_outputs=True."""
-        outputs = self.decide(self.state, event)
-        self.state = self.evolve(self.state, event)
-        for output in outputs:
-            self.state = self.evolve(self.state, output)  # type: ignore[arg-type]
+    def feed(self, event: AnyEvent) -> list[Event]:
+        """One event through the core as the host folds it (processors.fold.step, apply_outputs=True)."""
+        self.state, outputs = step(self.decide, self.evolve, self.state, event, apply_outputs=True)
         self.inputs += 1
         self.outputs.extend(outputs)
         return outputs
@@ -81,5 +79,5 @@ def run_offline(cores: dict[str, Core], log: Sequence[Envelope]) -> dict[str, Co
     for envelope in log:
         for core in cores.values():
             if core.wanted(envelope.subject):
-                core.step(envelope.event)
+                core.feed(envelope.event)
     return cores

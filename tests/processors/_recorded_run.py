@@ -28,6 +28,7 @@ from processors.aggregator.runner import decide as aggregator_decide
 from processors.aggregator.runner import evolve as aggregator_evolve
 from processors.aggregator.runner import wanted as aggregator_wanted
 from processors.connector.recordings import Record, read_records
+from processors.fold import step
 from processors.portfolio.core import PortfolioConfig, PortfolioState
 from processors.portfolio.core import decide as portfolio_decide
 from processors.portfolio.core import evolve as portfolio_evolve
@@ -86,14 +87,9 @@ CORES = (
 )
 
 
-def step(spec: CoreSpec, state: Any, event: Any) -> tuple[Any, list[Event]]:
-    """What ProcessorHost.step does: decide, evolve, then (apply_outputs) evolve by each output."""
-    outputs = spec.decide(state, event)
-    state = spec.evolve(state, event)
-    if spec.apply_outputs:
-        for output in outputs:
-            state = spec.evolve(state, output)
-    return state, outputs
+def fold(spec: CoreSpec, state: Any, event: Any) -> tuple[Any, list[Event]]:
+    """One event through the core as its runner's host folds it (processors.fold.step)."""
+    return step(spec.decide, spec.evolve, state, event, apply_outputs=spec.apply_outputs)
 
 
 def _market() -> list[Event]:
@@ -183,6 +179,6 @@ def recorded_run() -> tuple[Envelope, ...]:
             log.append(envelope)
             for spec in CORES:
                 if spec.wanted(subject):
-                    states[spec.name], outputs = step(spec, states[spec.name], event)
+                    states[spec.name], outputs = fold(spec, states[spec.name], event)
                     queue.extend(outputs)
     return tuple(log)

@@ -12,11 +12,9 @@ from events import OrderIntent, ParentOrderCompleted, RiskDecision
 from processors.portfolio.core import PortfolioState
 from processors.portfolio.core import evolve as portfolio_evolve
 from processors.recent import Recent
-from processors.risk.core import step as risk_step
-from processors.router import core as router_core
 from processors.router.state import RouterState
-from processors.venue_sim import core as sim_core
 from processors.venue_sim.state import SimState
+from tests.cores import risk_step, router_step, sim_step
 from tests.risk import factories as rf
 from tests.router import factories as tf
 
@@ -121,18 +119,18 @@ def test_portfolio_when_orders_complete_for_hours_then_tags_and_seen_fills_are_b
 
 def test_sim_when_children_finish_for_hours_then_it_holds_only_recent_ids_and_fills_each_copy_once() -> None:
     state = SimState(tf.sim_config())
-    state, _ = sim_core.step(state, tf.book([("99", "1000000")], [("101", "1000000")]))
+    state, _ = sim_step(state, tf.book([("99", "1000000")], [("101", "1000000")]))
     for k in range(240):                                          # four hours, a market child a minute
         sent = tf.child("1", ts=tf.T0 + k * 60 * NS, n=k)
-        state, reports = sim_core.step(state, sent)
+        state, reports = sim_step(state, sent)
         assert reports[-1].status == "FILLED"
-        state, again = sim_core.step(state, sent)                 # redelivered while remembered
+        state, again = sim_step(state, sent)                 # redelivered while remembered
         assert again == []
     assert state.orders == {}
     assert len(state.finished) <= 5 + 2
     # Past the window the id is forgotten: the price of bounded memory, which JetStream's
     # duplicate window and the consumer's bounded redeliveries make safe (processors.recent).
-    state, late = sim_core.step(state, tf.child("1", ts=tf.T0, n=0))
+    state, late = sim_step(state, tf.child("1", ts=tf.T0, n=0))
     assert late and late[-1].status == "FILLED"
 
 
@@ -140,8 +138,8 @@ def test_router_when_orders_close_for_hours_then_closed_ids_are_bounded() -> Non
     state = RouterState(tf.router_config())
     for k in range(240):
         order = tf.intent(f"c{k}", "1", ts=tf.T0 + k * 60 * NS)
-        state, _ = router_core.step(state, order)
-        state, out = router_core.step(state, tf.accept(order, accepted=False))
-        state, again = router_core.step(state, order)             # redelivered intent after the rejection
+        state, _ = router_step(state, order)
+        state, out = router_step(state, tf.accept(order, accepted=False))
+        state, again = router_step(state, order)             # redelivered intent after the rejection
         assert again == [] and order.id not in state.intents
     assert len(state.closed) <= 5 + 2 and not state.parents and not state.by_client

@@ -18,7 +18,7 @@ from processors.snapshots import (
     encode_snapshot,
     state_digest,
 )
-from tests.processors._recorded_run import CORES, CoreSpec, recorded_run, step
+from tests.processors._recorded_run import CORES, CoreSpec, fold, recorded_run
 
 
 def _expected(spec: CoreSpec, version: int = 1) -> Expected:
@@ -36,7 +36,7 @@ def _fold(spec: CoreSpec, state: Any, envelopes: Any) -> tuple[Any, list[str]]:
     ids: list[str] = []
     for envelope in envelopes:
         if spec.wanted(envelope.subject):
-            state, outputs = step(spec, state, envelope.event)
+            state, outputs = fold(spec, state, envelope.event)
             ids.extend(output.id for output in outputs)
     return state, ids
 

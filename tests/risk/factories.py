@@ -18,7 +18,7 @@ from events import (
     derived_id,
 )
 from processors.risk import RiskState, parse_limits
-from processors.risk.core import step
+from tests.cores import risk_step as step
 
 T0 = 1_700_000_000_000_000_000   # 2023-11-14T22:13:20Z
 SECOND = 1_000_000_000

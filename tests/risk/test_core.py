@@ -20,7 +20,7 @@ from events import (
     derived_id,
 )
 from processors.risk import RiskState, decide, evolve
-from processors.risk.core import step
+from tests.cores import risk_step as step
 from tests.risk.factories import (
     SECOND,
     T0,

@@ -24,12 +24,11 @@ from events import (
 from events._base import Event
 from events.ids import derived_id
 from events.trading import ParentOrderCompleted
-from processors.router import core as router_core
 from processors.router.config import RouterConfig, VenueSpec
 from processors.router.state import RouterState
-from processors.venue_sim import core as sim_core
 from processors.venue_sim.config import SimConfig
 from processors.venue_sim.state import SimState
+from tests.cores import router_step, sim_step
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -148,8 +147,8 @@ class Pipeline:
             while queue:
                 event = queue.popleft()
                 self.log.append(event)
-                self.router, routed = router_core.step(self.router, event)
-                self.sim, reported = sim_core.step(self.sim, event)
+                self.router, routed = router_step(self.router, event)
+                self.sim, reported = sim_step(self.sim, event)
                 queue.extend(routed + reported)
         return self
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from events import CancelIntent, KillSwitchReleased, LimitAlgo, MarketAlgo, PovAlgo, TwapAlgo, encode
 from processors.router import core
 from processors.router.state import RouterState
+from tests.cores import router_step
 from tests.router.factories import (
     NS,
     T0,
@@ -134,7 +135,7 @@ def test_inputs_when_redelivered_then_no_new_children_and_no_double_counted_fill
     before = len(run.log)
     state = run.router
     for event in [order, decision, timer(T0 + 10 * NS), *run.reports]:
-        state, outputs = core.step(state, event)
+        state, outputs = router_step(state, event)
         assert outputs == []
     assert state.parents[order.id].filled == D(20) and len(run.log) == before
 

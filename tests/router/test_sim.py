@@ -7,8 +7,8 @@ import pytest
 
 from events import ChildCancel, ExecutionReport, decode_for_subject, encode
 from events._base import Event
-from processors.venue_sim import core
 from processors.venue_sim.state import SimState
+from tests.cores import sim_step
 from tests.router.factories import MS, NS, T0, D, book, child, delta, sim_config, trade, venue
 
 ASKS = [("100", "10"), ("101", "10"), ("102", "10")]
@@ -19,7 +19,7 @@ def _venue(*events: Event, **config: object) -> tuple[SimState, list[ExecutionRe
     state = SimState(sim_config(venue("sim", taker="10", maker="2", latency_ms=3), **config))
     out: list[ExecutionReport] = []
     for event in events:
-        state, reports = core.step(state, event)
+        state, reports = sim_step(state, event)
         out += reports  # type: ignore[arg-type]
     return state, out
 
@@ -40,8 +40,8 @@ def test_marketable_buy_when_larger_than_the_top_then_it_walks_levels_with_exact
 def test_taken_liquidity_when_the_book_updates_that_level_then_it_is_available_again() -> None:
     state, first = _venue(book(BIDS, ASKS), child("15", n=0), child("10", n=1))
     assert _fills(first)[2:] == [("5", "101", D("0.50500000")), ("5", "102", D("0.51000000"))]
-    state, after = core.step(state, delta([], [("101", "10")], update_id=101))
-    state, again = core.step(state, child("10", n=2))
+    state, after = sim_step(state, delta([], [("101", "10")], update_id=101))
+    state, again = sim_step(state, child("10", n=2))
     assert _fills(again) == [("10", "101", D("1.01000000"))]
 
 
@@ -49,14 +49,14 @@ def test_limit_gtc_when_partly_marketable_then_the_rest_rests_and_fills_on_later
     state, reports = _venue(book(BIDS, ASKS), child("25", limit="101"))
     assert [r.status for r in reports] == ["ACK", "PARTIAL", "PARTIAL"] and reports[-1].leaves_quantity == D(5)
     # A trade before the order reached the venue (ts + 3 ms latency) does not fill it.
-    state, early = core.step(state, trade("100", "50", ts=T0 + 2 * MS))
+    state, early = sim_step(state, trade("100", "50", ts=T0 + 2 * MS))
     assert early == []
-    state, partial = core.step(state, trade("101", "2", ts=T0 + NS, n=1))
-    state, filled = core.step(state, trade("100.5", "9", ts=T0 + 2 * NS, n=2))
+    state, partial = sim_step(state, trade("101", "2", ts=T0 + NS, n=1))
+    state, filled = sim_step(state, trade("100.5", "9", ts=T0 + 2 * NS, n=2))
     assert [(r.status, r.last_quantity, r.last_price, r.liquidity, r.fee, r.ts) for r in partial + filled] == [
         ("PARTIAL", D(2), D(101), "MAKER", D("0.04040000"), T0 + NS),
         ("FILLED", D(3), D(101), "MAKER", D("0.06060000"), T0 + 2 * NS)]
-    state, none = core.step(state, trade("90", "100", ts=T0 + 3 * NS, n=3))
+    state, none = sim_step(state, trade("90", "100", ts=T0 + 3 * NS, n=3))
     assert none == []
 
 
@@ -64,15 +64,15 @@ def test_resting_orders_when_a_trade_reaches_several_then_price_then_time_priori
     events = [book(BIDS, ASKS), child("5", limit="99.5", n=0), child("5", limit="99.7", n=1),
               child("5", limit="99.7", n=2)]
     state, _ = _venue(*events)
-    state, reports = core.step(state, trade("99.5", "8", ts=T0 + NS))
+    state, reports = sim_step(state, trade("99.5", "8", ts=T0 + NS))
     assert [(r.child_id, r.last_quantity) for r in reports] == [
         (events[2].child_id, D(5)), (events[3].child_id, D(3))]
 
 
 def test_queue_model_through_when_a_trade_only_touches_the_limit_then_no_fill() -> None:
     state, _ = _venue(book(BIDS, ASKS), child("5", limit="99.5"), queue_model="through")
-    state, touch = core.step(state, trade("99.5", "8", ts=T0 + NS))
-    state, through = core.step(state, trade("99.4", "8", ts=T0 + NS, n=1))
+    state, touch = sim_step(state, trade("99.5", "8", ts=T0 + NS))
+    state, through = sim_step(state, trade("99.4", "8", ts=T0 + NS, n=1))
     assert touch == [] and [r.status for r in through] == ["FILLED"]
 
 
@@ -123,7 +123,7 @@ def test_zero_quantity_child_when_it_arrives_from_the_bus_then_the_venue_rejects
 
 def test_unlisted_symbol_when_the_venue_lists_symbols_then_rejected() -> None:
     state = SimState(sim_config(venue("sim", symbols=["ABC"])))
-    state, reports = core.step(state, child("1"))
+    state, reports = sim_step(state, child("1"))
     assert reports[0].status == "REJECTED" and "it lists ABC" in (reports[0].reason or "")
 
 
@@ -132,16 +132,16 @@ def test_cancel_when_the_child_rests_then_cancelled_once_with_latency_and_later_
     state, _ = _venue(book(BIDS, ASKS), resting)
     request = ChildCancel(id="cx1", ts=T0 + NS, order_id="parent", child_id=resting.child_id, account="ACC1",
                           venue="sim", reason="user")
-    state, reports = core.step(state, request)
+    state, reports = sim_step(state, request)
     assert [(r.status, r.cum_quantity, r.leaves_quantity, r.ts) for r in reports] == [
         ("CANCELLED", D(0), D(0), T0 + NS + 3 * MS)]
-    state, again = core.step(state, msgspec.structs.replace(request, id="cx2"))
-    state, trades = core.step(state, trade("90", "100", ts=T0 + 2 * NS))
+    state, again = sim_step(state, msgspec.structs.replace(request, id="cx2"))
+    state, trades = sim_step(state, trade("90", "100", ts=T0 + 2 * NS))
     assert again == [] and trades == []
 
 
 def test_child_for_another_venue_or_redelivered_then_ignored() -> None:
     state, first = _venue(book(BIDS, ASKS), child("5"))
-    state, again = core.step(state, child("5"))
-    state, other = core.step(state, child("5", venue="elsewhere", n=1))
+    state, again = sim_step(state, child("5"))
+    state, other = sim_step(state, child("5", venue="elsewhere", n=1))
     assert len(first) == 2 and again == [] and other == []

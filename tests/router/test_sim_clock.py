@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from processors.venue_sim import core
 from processors.venue_sim.state import SimState
+from tests.cores import sim_step
 from tests.router.factories import (
     MS,
     NS,
@@ -33,7 +33,7 @@ def test_clock_when_another_symbol_or_a_bar_is_later_then_this_market_clock_does
     state = _state()
     for event in (book(BIDS, ASKS, ts=T0), trade("100", "1", ts=T0 + NS),
                   trade("5", "1", ts=T0 + 600 * NS, symbol="OTHER"), bar(T0 + 900 * NS, "10")):
-        state, _ = core.step(state, event)
+        state, _ = sim_step(state, event)
     assert state.clock("mkt", "XYZ") == T0 + NS
     assert state.clock("mkt", "OTHER") == T0 + 600 * NS
     assert state.clock("elsewhere", "XYZ") == 0
@@ -42,16 +42,16 @@ def test_clock_when_another_symbol_or_a_bar_is_later_then_this_market_clock_does
 def test_fill_when_another_market_ran_ahead_then_it_is_stamped_at_the_order_arrival() -> None:
     state = _state()
     for event in (book(BIDS, ASKS, ts=T0), trade("5", "1", ts=T0 + 600 * NS, symbol="OTHER")):
-        state, _ = core.step(state, event)
-    state, reports = core.step(state, child("2", ts=T0 + 2 * NS))
+        state, _ = sim_step(state, event)
+    state, reports = sim_step(state, child("2", ts=T0 + 2 * NS))
     assert [r.status for r in reports] == ["ACK", "FILLED"]
     assert {r.ts for r in reports} == {T0 + 2 * NS + 3 * MS}
 
 
 def test_fill_when_the_book_it_takes_is_newer_than_the_order_then_it_is_not_stamped_before_that_book() -> None:
     state = _state()
-    state, _ = core.step(state, book(BIDS, ASKS, ts=T0 + 5 * NS))
-    state, reports = core.step(state, child("2", ts=T0 + NS))
+    state, _ = sim_step(state, book(BIDS, ASKS, ts=T0 + 5 * NS))
+    state, reports = sim_step(state, child("2", ts=T0 + NS))
     assert [r.status for r in reports] == ["ACK", "FILLED"]
     assert {r.ts for r in reports} == {T0 + 5 * NS}
 
