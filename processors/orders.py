@@ -30,7 +30,7 @@ separate copy (a core's decide works on one, never on its state).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 import msgspec
 
@@ -43,6 +43,7 @@ from events.trading import (
     OrderIntent,
     ParentOrderCompleted,
     ParentOrderScheduled,
+    ParentStatus,
     RiskDecision,
 )
 
@@ -169,7 +170,7 @@ def fold_child(child: Child, report: ExecutionReport) -> Decimal | None:
     return filled
 
 
-def completion(order: Order) -> tuple[OrderStatus, str | None] | None:
+def completion(order: Order) -> tuple[ParentStatus, str | None] | None:
     """Whether the order is finished, and how (filled, cancelled, schedule ran out); None while it works.
 
     The one rule for "done": the router emits ParentOrderCompleted by it, every fold moves the status by it.
@@ -258,7 +259,10 @@ def apply(order: Order, event: object) -> Order:
     return order
 
 
-def copy_order(order: Order) -> Order:
+OrderT = TypeVar("OrderT", bound=Order)
+
+
+def copy_order(order: OrderT) -> OrderT:
     """A copy whose children can change without touching the original."""
     other = msgspec.structs.replace(order)
     other.children = {k: msgspec.structs.replace(v) for k, v in order.children.items()}

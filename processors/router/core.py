@@ -40,14 +40,14 @@ from events.trading import (
     OrderIntent,
     ParentOrderCompleted,
     ParentOrderScheduled,
-    ParentStatus,
     PovAlgo,
     RiskDecision,
     TwapAlgo,
     VwapAlgo,
 )
+from processors.orders import apply, cancel_reason, completion, kill_reason
 from processors.router.schedule import duration_ns, floor_lots, quantum, slice_times, split, vwap_slice_count
-from processors.router.state import ALL, ZERO, ChildState, ParentOrder, RouterState
+from processors.router.state import ALL, ZERO, ParentOrder, RouterState
 from processors.router.tca import completed
 from processors.router.venues import arrival_mid, candidates, rank_venues
 
@@ -58,7 +58,7 @@ ROLE_COMPLETED = "parent-completed"
 ROLE_SCHEDULED = "parent-scheduled"
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: a parent is the shared order model (processors.orders)
 # Parents and their children, the kill switch, its timer, and the market it schedules against.
 SUBSCRIPTIONS = ("sq.ord.intent.>", "sq.ord.cancel.>", "sq.risk.decision.>", "sq.exec.child.>", "sq.exec.report.>",
                  "sq.ctl.killswitch.>", "sq.ctl.timer.>", "sq.md.trade.>", "sq.md.top.>", "sq.md.bar.>")
@@ -128,6 +128,7 @@ def parent_of(plan: ParentOrderScheduled) -> ParentOrder:
     return ParentOrder(
         order_id=plan.order_id, account=plan.account, client_order_id=plan.client_order_id, symbol=plan.symbol,
         side=plan.side, quantity=plan.quantity, limit_price=plan.limit_price, time_in_force=plan.time_in_force,
+        ts=plan.ts, status="ACCEPTED", slices=len(plan.slice_times),
         venue=plan.venue, algo=plan.algo, lot=plan.lot, start_ts=plan.start_ts, arrival_price=plan.arrival_price,
         sources=frozenset(plan.sources), times=list(plan.slice_times), cumulative=cumulative,
         pov_rate=plan.pov_rate, min_slice=plan.min_slice, max_slice=plan.max_slice, note=plan.note,
@@ -193,24 +194,9 @@ def _work(state: RouterState, parent: ParentOrder, now: int, cause: Event, out: 
         slice_index=index))
 
 
-def completion_status(parent: ParentOrder) -> tuple[ParentStatus, str | None] | None:
-    """Whether the parent is finished, and how: filled, cancelled, or out of schedule; None if still working."""
-    if parent.filled >= parent.quantity:
-        return "FILLED", None
-    if parent.working:
-        return None
-    if parent.stopping is not None:
-        return "CANCELLED", parent.stopping
-    if parent.exhausted:
-        last = next((c.last_reason for c in reversed(parent.children.values()) if c.last_reason), None)
-        left = parent.quantity - parent.filled
-        return "EXPIRED", f"schedule ended with {left} unfilled" + (f" ({last})" if last else "")
-    return None
-
-
 def _complete(state: RouterState, parent: ParentOrder, cause: Event, now: int, out: list[Event]) -> None:
     """Append the parent's completion (with TCA) if it is finished."""
-    found = completion_status(parent)
+    found = completion(parent)
     if found is not None:
         status, reason = found
         out.append(completed(parent, status=status, reason=reason, cause=cause, end_ts=now,
@@ -253,18 +239,14 @@ def _start(state: RouterState, intent: OrderIntent, decision: RiskDecision, caus
     return [plan, *out]
 
 
-def _cancel_reason(cancel: CancelIntent) -> str:
-    return f"cancel intent {cancel.id}" + (f": {cancel.reason}" if cancel.reason else "")
-
-
 def _stops(state: RouterState, event: CancelIntent | KillSwitchEngaged) -> list[tuple[ParentOrder, str]]:
     """The working parents a cancel intent or the kill switch stops, each with why: one rule for decide and evolve."""
     match event:
         case CancelIntent(account=account):
             parent = state.parents.get(state.resolve(account, event.order_id, event.client_order_id) or "")
-            return [(parent, _cancel_reason(event))] if parent is not None and parent.account == account else []
+            return [(parent, cancel_reason(event))] if parent is not None and parent.account == account else []
         case KillSwitchEngaged(account=account):
-            reason = f"kill switch by {event.actor}: {event.reason}"
+            reason = kill_reason(event)
             return [(parent, reason) for parent in state.parents.values()
                     if account is None or parent.account == account]
     return []
@@ -332,22 +314,20 @@ def _close(state: RouterState, order_id: str) -> None:
 
 def _close_if_done(state: RouterState, parent: ParentOrder) -> None:
     # The same rule decide uses to emit ParentOrderCompleted, so a rebuild without that event agrees.
-    if completion_status(parent) is not None:
+    if completion(parent) is not None:
         _close(state, parent.order_id)
 
 
 def _on_child(state: RouterState, child: ChildOrder) -> None:
     parent = state.parents.get(child.order_id)
-    if parent is None or child.child_id in parent.children:
-        return
-    parent.children[child.child_id] = ChildState(child.child_id, child.venue, child.quantity, child.slice_index)
-    parent.last_slice = max(parent.last_slice, child.slice_index)
-    state.child_parent[child.child_id] = parent.order_id
+    if parent is not None and child.child_id not in parent.children:
+        apply(parent, child)
+        state.child_parent[child.child_id] = parent.order_id
 
 
-def _stop_all(state: RouterState, stopped: list[tuple[ParentOrder, str]]) -> None:
-    for parent, reason in stopped:
-        parent.stopping = parent.stopping or reason
+def _stop_all(state: RouterState, event: CancelIntent | KillSwitchEngaged) -> None:
+    for parent, _ in _stops(state, event):
+        apply(parent, event)
         _close_if_done(state, parent)
 
 
@@ -371,10 +351,10 @@ def evolve(state: RouterState, event: object) -> RouterState:
             _create(state, event)
         case ChildOrder():
             _on_child(state, event)
-        case ChildCancel(order_id=order_id, child_id=child_id):
+        case ChildCancel(order_id=order_id):
             parent = state.parents.get(order_id)
-            if parent is not None and child_id in parent.children:
-                parent.children[child_id].cancel_sent = True
+            if parent is not None:
+                apply(parent, event)
         case ExecutionReport(child_id=child_id):
             parent = state.parents.get(state.child_parent.get(child_id, ""))
             if parent is not None and parent.apply_report(event):
@@ -382,14 +362,13 @@ def evolve(state: RouterState, event: object) -> RouterState:
         case ParentOrderCompleted(order_id=order_id):
             _close(state, order_id)
         case CancelIntent(account=account):
-            stopped = _stops(state, event)
             target = state.resolve(account, event.order_id, event.client_order_id)
-            if not stopped and (pending := state.intents.get(target or "")) is not None and pending.account == account:
-                state.early_cancels.setdefault(pending.id, _cancel_reason(event))   # cancelled while risk decides
-            _stop_all(state, stopped)
+            if (pending := state.intents.get(target or "")) is not None and pending.account == account:
+                state.early_cancels.setdefault(pending.id, cancel_reason(event))   # cancelled while risk decides
+            _stop_all(state, event)
         case KillSwitchEngaged(account=account):
             state.killed.add(account or ALL)
-            _stop_all(state, _stops(state, event))
+            _stop_all(state, event)
         case KillSwitchReleased(account=account):
             if account is None:
                 state.killed.clear()
@@ -418,4 +397,4 @@ def step(state: RouterState, event: object) -> tuple[RouterState, list[Event]]:
     return state, outputs
 
 
-__all__ = ["ROLE_CHILD", "completion_status", "decide", "event_time", "evolve", "parent_of", "schedule", "step"]
+__all__ = ["ROLE_CHILD", "decide", "event_time", "evolve", "parent_of", "schedule", "step"]
