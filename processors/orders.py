@@ -151,6 +151,14 @@ def child_of(event: ChildOrder | ExecutionReport) -> Child:
                  symbol=event.symbol, side=event.side, quantity=event.cum_quantity + event.leaves_quantity)
 
 
+def attach(order: Order, child: Child) -> Child:
+    """Count a child as the order's (once), and the slice it was sent for; returns the order's child of that id."""
+    if child.child_id not in order.children:
+        order.children[child.child_id] = child
+        order.last_slice = max(order.last_slice, child.slice_index)
+    return order.children[child.child_id]
+
+
 def is_fill(child: Child, report: ExecutionReport) -> bool:
     """Does this report fill the child (and is it not a copy of a fill already counted)?"""
     return (not child.done and report.status in ("PARTIAL", "FILLED") and report.last_quantity > 0
@@ -212,10 +220,7 @@ def _settle(order: Order) -> None:
 
 
 def _on_report(order: Order, report: ExecutionReport) -> None:
-    child = order.children.get(report.child_id)
-    if child is None:
-        child = order.children[report.child_id] = child_of(report)
-        order.last_slice = max(order.last_slice, child.slice_index)
+    child = order.children.get(report.child_id) or attach(order, child_of(report))
     filled = fold_child(child, report)
     if not filled:
         return
@@ -234,9 +239,8 @@ def apply(order: Order, event: object) -> Order:
     match event:
         case ExecutionReport():
             _on_report(order, event)
-        case ChildOrder(child_id=child_id) if child_id not in order.children:
-            order.children[child_id] = child_of(event)
-            order.last_slice = max(order.last_slice, event.slice_index)
+        case ChildOrder():
+            attach(order, child_of(event))
         case ChildCancel(child_id=child_id) if child_id in order.children:
             order.children[child_id].cancel_sent = True
         case RiskDecision(accepted=accepted) if order.status == "PENDING_RISK":
@@ -270,5 +274,5 @@ def copy_order(order: OrderT) -> OrderT:
 
 
 __all__ = ["CHILD_TERMINAL", "SINGLE_SLICE", "TERMINAL", "Child", "ChildStatus", "Order", "OrderStatus", "apply",
-           "cancel_reason", "child_of", "completion", "copy_order", "fold_child", "is_fill", "kill_reason",
+           "attach", "cancel_reason", "child_of", "completion", "copy_order", "fold_child", "is_fill", "kill_reason",
            "order_of"]
