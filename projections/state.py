@@ -17,6 +17,7 @@ from events.trading import (
     ExecutionReport,
     OrderIntent,
     ParentOrderCompleted,
+    ParentOrderScheduled,
     RiskDecision,
 )
 from processors.orders import (
@@ -166,6 +167,8 @@ def _order_of(event: object) -> tuple[str, str] | None:
         case ExecutionReport(order_id=order_id, account=account):
             return order_id, account
         case ParentOrderCompleted(order_id=order_id, account=account):
+            return order_id, account
+        case ParentOrderScheduled(order_id=order_id, account=account):
             return order_id, account
         case CancelIntent(order_id=order_id, account=account) if order_id is not None:
             return order_id, account

@@ -162,3 +162,16 @@ def test_kill_switch_when_children_then_finish_then_order_cancelled_with_what_fi
     state = _fold([*events, cancelled])
     order = state.orders[ORDER]
     assert (order.status, order.filled_quantity, order.working_children) == ("CANCELLED", D("0.5"), 0)
+
+
+def test_audit_when_the_router_recorded_a_schedule_then_it_is_in_the_orders_trail() -> None:
+    from events import ParentOrderScheduled
+
+    events = _life()
+    plan = ParentOrderScheduled(id=derived_id(ORDER, "parent-scheduled"), ts=T0 + 2, order_id=ORDER, account="ACC1",
+                                client_order_id="c1", symbol="BTCUSDT", side="BUY", quantity=D("1.0"),
+                                limit_price=D("101"), algo="TWAP", lot=D("0.1"), start_ts=T0 + 1,
+                                slice_times=[T0 + 1, T0 + 30], slice_quantities=[D("0.5"), D("0.5")])
+    state = _fold([*events[:2], plan, *events[2:]])
+    assert [row.event_type for row in state.audit][:3] == ["OrderIntent", "RiskDecision", "ParentOrderScheduled"]
+    assert state.orders[ORDER] == _fold(events).orders[ORDER]          # the schedule changes no column
