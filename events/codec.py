@@ -28,6 +28,7 @@ from events.trading import (
     ExecutionReport,
     OrderIntent,
     ParentOrderCompleted,
+    ParentOrderScheduled,
     RiskDecision,
     TradeReported,
 )
@@ -36,6 +37,7 @@ from events.trading import (
 AnyEvent: TypeAlias = (
     Trade | BookSnapshot | BookDelta | BookTop | Bar
     | OrderIntent | CancelIntent | RiskDecision | ChildOrder | ChildCancel | ExecutionReport | ParentOrderCompleted
+    | ParentOrderScheduled
     | TradeReported
     | TargetWeightsSet | RebalanceProposed | ReconciliationBreak | VenuePositionsReported
     | KillSwitchEngaged | KillSwitchReleased | CircuitBreakerTripped | CircuitBreakerReset

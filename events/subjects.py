@@ -26,6 +26,7 @@ from events.trading import (
     ExecutionReport,
     OrderIntent,
     ParentOrderCompleted,
+    ParentOrderScheduled,
     RiskDecision,
     TradeReported,
 )
@@ -115,6 +116,8 @@ def subject_for(event: Event) -> str:
             return f"sq.exec.report.{venue}.{account}"
         case ParentOrderCompleted(account=account):
             return f"sq.exec.tca.{account}"
+        case ParentOrderScheduled(account=account):
+            return f"sq.exec.parent.{account}"
         case TradeReported(account=account):
             return f"sq.rpt.trade.{account}"
         case TargetWeightsSet(account=account):

@@ -198,6 +198,39 @@ class ExecutionReport(Event, frozen=True, kw_only=True):
             check_decimal("last_price", self.last_price, positive=True)
 
 
+class ParentOrderScheduled(Event, frozen=True, kw_only=True):
+    """The router's plan for an accepted parent order, fixed once when it starts working it.
+
+    The schedule is a choice (TWAP jitter, the VWAP volume curve at that moment, the arrival quote),
+    so it travels as a fact: the router's state is built from this event, never by choosing again.
+    Slice `i` is due at `slice_times[i]` and brings the quantity due so far to the sum of
+    `slice_quantities[:i + 1]`; both are empty for POV, which follows the market instead. `stopping`
+    says why it starts already stopped (a cancel while risk decided, a kill switch), else None.
+    """
+
+    order_id: EventId
+    account: Token
+    client_order_id: str
+    symbol: Token
+    venue: Token | None = None
+    side: Side
+    quantity: Decimal
+    limit_price: Decimal | None = None
+    time_in_force: TimeInForce = "GTC"
+    algo: str
+    lot: Decimal
+    start_ts: TimestampNs
+    slice_times: list[TimestampNs] = []
+    slice_quantities: list[Decimal] = []
+    pov_rate: Decimal | None = None
+    min_slice: Decimal | None = None
+    max_slice: Decimal | None = None
+    arrival_price: Decimal | None = None
+    sources: list[str] = []
+    note: str | None = None
+    stopping: str | None = None
+
+
 ParentStatus = Literal["FILLED", "CANCELLED", "EXPIRED"]
 
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from processors.positions import Position
 from projections.rows import AuditRow, CandleRow, ChildRow, DecisionRow, FillRow, OrderRow, PnlPoint, TopRow
-from projections.state import ProjectionState
+from projections.state import ProjectionState, model_of
 from projections.tables import TableCache, from_table, to_table
 
 FORMAT_VERSION = 2         # 2: audit rows name their account; recent ids; rows on disk
@@ -98,6 +98,10 @@ def load_checkpoint(root: Path) -> ProjectionState | None:
     state = ProjectionState()
     state.orders = {row.order_id: row for row in rows("orders", OrderRow)}
     state.children = {row.child_id: row for row in rows("children", ChildRow)}
+    by_order: dict[str, list[ChildRow]] = {}
+    for child in state.children.values():
+        by_order.setdefault(child.order_id, []).append(child)
+    state.models = {order_id: model_of(row, by_order.get(order_id, [])) for order_id, row in state.orders.items()}
     state.fills = rows("fills", FillRow)
     state.decisions = rows("decisions", DecisionRow)
     state.candles = {(r.venue, r.symbol, r.interval, r.open_time): r for r in rows("candles", CandleRow)}

@@ -33,7 +33,7 @@ from store.follow import Envelope, history, last_recorded
 log = logging.getLogger(__name__)
 
 SUBJECTS = ("sq.exec.report.", "sq.md.trade.")      # what positions and P&L are folded from
-LADDER_VERSION = 1
+LADDER_VERSION = 2  # 2: the state keeps the shared order model of each order (ProjectionState.models)
 HOUR_NS = 3_600 * 1_000_000_000
 _EXPECTED = Expected(processor="projections", partition="as-of", state_version=LADDER_VERSION,
                      origin=state_digest(ProjectionState()))
@@ -52,6 +52,7 @@ def _trim(state: ProjectionState) -> None:
     state.decisions.clear()
     state.orders.clear()
     state.children.clear()
+    state.models.clear()
     state.pnl.clear()
 
 

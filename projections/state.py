@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from events._base import Event
+from events.control import KillSwitchEngaged
 from events.market import Bar, BookTop, Trade
 from events.trading import (
     CancelIntent,
@@ -15,7 +17,19 @@ from events.trading import (
     ExecutionReport,
     OrderIntent,
     ParentOrderCompleted,
+    ParentOrderScheduled,
     RiskDecision,
+)
+from processors.orders import (
+    SINGLE_SLICE,
+    Child,
+    Order,
+    apply,
+    attach,
+    child_of,
+    fold_child,
+    is_fill,
+    order_of,
 )
 from processors.positions import Position, apply_fill
 from processors.recent import Recent
@@ -38,7 +52,6 @@ APPEND_ONLY = ("fills", "decisions", "audit", "pnl")   # tables whose rows never
 # How long a complete order stays in memory before it may go to disk: nothing the router or a venue
 # sends changes it after completion; copies of its events are dropped by `spilled`, not by waiting.
 QUIET_NS = 60 * 1_000_000_000
-_DONE = frozenset({"FILLED", "CANCELLED", "REJECTED"})
 
 
 @dataclass
@@ -47,6 +60,9 @@ class ProjectionState:
 
     orders: dict[str, OrderRow] = field(default_factory=dict)
     children: dict[str, ChildRow] = field(default_factory=dict)
+    # The shared order model (processors.orders) of each order in `orders`: its fold decides the rows'
+    # status, fills and working children, by the same rule risk and the router use.
+    models: dict[str, Order] = field(default_factory=dict)
     fills: list[FillRow] = field(default_factory=list)
     decisions: list[DecisionRow] = field(default_factory=list)
     candles: dict[tuple[str, str, str, int], CandleRow] = field(default_factory=dict)
@@ -105,6 +121,7 @@ class ProjectionState:
         """Drop rows `final` returned, now on disk; copies of their orders and children are ignored from now on."""
         for row in final["orders"]:
             del self.orders[row.order_id]
+            self.models.pop(row.order_id, None)
             self.spilled.set(row.order_id, self.clock, self.clock)
         for row in final["children"]:
             del self.children[row.child_id]
@@ -151,6 +168,8 @@ def _order_of(event: object) -> tuple[str, str] | None:
             return order_id, account
         case ParentOrderCompleted(order_id=order_id, account=account):
             return order_id, account
+        case ParentOrderScheduled(order_id=order_id, account=account):
+            return order_id, account
         case CancelIntent(order_id=order_id, account=account) if order_id is not None:
             return order_id, account
     return None
@@ -186,8 +205,10 @@ def evolve(state: ProjectionState, envelope: Envelope) -> ProjectionState:
         case ParentOrderCompleted(order_id=order_id) if order_id in state.orders:
             state.touch("orders")
             # The router's word on how the parent ended is final (it also covers IOC slices that
-            # expired, which no single report says).
+            # expired, which no single report says); it applies the same rule as the model's fold.
             order = state.orders[order_id]
+            if (model := state.models.get(order_id)) is not None:
+                apply(model, event)
             order.status = _i(event.status)
             order.completed = True
             order.end_reason = event.reason
@@ -197,8 +218,17 @@ def evolve(state: ProjectionState, envelope: Envelope) -> ProjectionState:
             order.updated_ts = event.ts
         case CancelIntent(order_id=target) if target is not None and target in state.orders:
             state.touch("orders")
-            state.orders[target].cancel_requested = True
-            state.orders[target].updated_ts = event.ts
+            row = state.orders[target]
+            if row.account == event.account:            # the router ignores another account's cancel
+                row.cancel_requested = True
+                _fold(state, target, event)
+            row.updated_ts = event.ts
+        case KillSwitchEngaged(account=account):
+            # The router cancels every order the kill switch covers: the row says a cancel was asked for.
+            for order_id, model in state.models.items():
+                if account in (None, model.account) and not model.done and model.stopping is None:
+                    state.orders[order_id].cancel_requested = True
+                    _fold(state, order_id, event)
         case Trade(symbol=symbol, price=price, ts=ts):
             _mark(state, symbol, price, ts)
             state.touch("positions")            # marks and unrealized P&L
@@ -218,6 +248,44 @@ def evolve(state: ProjectionState, envelope: Envelope) -> ProjectionState:
     return state
 
 
+def _child_of_row(row: ChildRow) -> Child:
+    return Child(child_id=row.child_id, order_id=row.order_id, account=row.account, venue=row.venue,
+                 symbol=row.symbol, side=row.side, quantity=row.quantity, slice_index=row.slice_index,
+                 status=row.status, cum_quantity=row.cum_quantity)  # type: ignore[arg-type]
+
+
+def model_of(row: OrderRow, children: list[ChildRow]) -> Order:
+    """The order model its rows describe: what a checkpoint restores (processors.orders)."""
+    model = Order(order_id=row.order_id, account=row.account, client_order_id=row.client_order_id,
+                  symbol=row.symbol, side=row.side, quantity=row.quantity, limit_price=row.limit_price, algo=row.algo,
+                  time_in_force=row.time_in_force, ts=row.created_ts, status=row.status,  # type: ignore[arg-type]
+                  filled=row.filled_quantity, notional=row.notional, fees=row.fees,
+                  slices=1 if row.algo in SINGLE_SLICE else None,
+                  stopping="cancel requested" if row.cancel_requested else None, end_reason=row.end_reason)
+    for child in sorted(children, key=lambda c: (c.slice_index, c.created_ts)):
+        attach(model, _child_of_row(child))
+    return model
+
+
+def _sync(state: ProjectionState, order_id: str, ts: int) -> None:
+    """Copy what the order's model says into its row: the table shows the shared fold's result."""
+    row, model = state.orders.get(order_id), state.models.get(order_id)
+    if row is None or model is None:
+        return
+    state.touch("orders")
+    if not row.completed:                       # the router's completion already said how it ended
+        row.status = _i(model.status)
+    row.filled_quantity, row.notional, row.fees = model.filled, model.notional, model.fees
+    row.avg_price = model.avg_price
+    row.working_children = len(model.working)
+    row.updated_ts = ts
+
+
+def _fold(state: ProjectionState, order_id: str, event: Event) -> None:
+    apply(state.models[order_id], event)
+    _sync(state, order_id, event.ts)
+
+
 def _on_intent(state: ProjectionState, intent: OrderIntent) -> None:
     if intent.id in state.orders or intent.id in state.spilled:
         return
@@ -227,6 +295,7 @@ def _on_intent(state: ProjectionState, intent: OrderIntent) -> None:
         algo=_i(intent.algo_kind), time_in_force=_i(intent.time_in_force),
         strategy=None if intent.strategy is None else _i(intent.strategy), status="PENDING_RISK",
         created_ts=intent.ts, updated_ts=intent.ts)
+    state.models[intent.id] = order_of(intent)
 
 
 def _on_decision(state: ProjectionState, decision: RiskDecision) -> None:
@@ -240,8 +309,7 @@ def _on_decision(state: ProjectionState, decision: RiskDecision) -> None:
         return
     order.accepted = decision.accepted
     order.reasons = "; ".join(f"{f.check}: {f.reason}" for f in decision.failures)
-    order.status = "ACCEPTED" if decision.accepted else "REJECTED"
-    order.updated_ts = decision.ts
+    _fold(state, order.order_id, decision)
 
 
 def _on_child(state: ProjectionState, child: ChildOrder) -> None:
@@ -255,27 +323,24 @@ def _on_child(state: ProjectionState, child: ChildOrder) -> None:
         created_ts=child.ts, updated_ts=child.ts)
     if order is not None:
         order.children += 1
-        order.working_children += 1
-        if order.status == "ACCEPTED":
-            order.status = "WORKING"
-        order.updated_ts = child.ts
+        _fold(state, order.order_id, child)
 
 
 def _on_report(state: ProjectionState, report: ExecutionReport) -> None:
     if report.id in state.seen_reports or report.child_id in state.spilled:
         return                          # a copy, or a report of a child already on disk (finished)
     state.seen_reports.set(report.id, report.ts, report.ts)
-    child = state.children.get(report.child_id)
-    was_done = child is not None and child.status in _DONE
-    if child is not None:
-        child.status = _i(report.status)
-        child.cum_quantity = max(child.cum_quantity, report.cum_quantity)
-        child.updated_ts = report.ts
-    order = state.orders.get(report.order_id)
-    if report.last_quantity > 0 and report.last_price is not None:
+    model = state.models.get(report.order_id)
+    row = state.children.get(report.child_id)
+    # The model's child when its order is known; else one as its row (or the report) says, for this fold only.
+    if model is not None:
+        child = model.children.get(report.child_id) or attach(model, child_of(report))
+    else:
+        child = child_of(report) if row is None else _child_of_row(row)
+    if is_fill(child, report):
+        assert report.last_price is not None
         state.fills.append(FillRow(
-            report_id=report.id, order_id=order.order_id if order is not None else report.order_id,
-            child_id=child.child_id if child is not None else report.child_id, account=_i(report.account),
+            report_id=report.id, order_id=report.order_id, child_id=report.child_id, account=_i(report.account),
             venue=_i(report.venue), symbol=_i(report.symbol), side=_i(report.side), quantity=report.last_quantity,
             price=report.last_price, fee=report.fee,
             liquidity=None if report.liquidity is None else _i(report.liquidity), ts=report.ts))
@@ -283,27 +348,15 @@ def _on_report(state: ProjectionState, report: ExecutionReport) -> None:
         position = state.positions.get(key) or Position(account=report.account, symbol=report.symbol)
         state.positions[key] = apply_fill(position, report.side, report.last_quantity, report.last_price,
                                           report.fee, report.ts)
-        if order is not None:
-            order.filled_quantity += report.last_quantity
-            order.notional += report.last_quantity * report.last_price
-            order.fees += report.fee
-            order.avg_price = order.notional / order.filled_quantity
         _record_pnl(state, report.account, report.ts)
-    if order is None:
-        return
-    if report.status in _DONE and not was_done:
-        order.working_children = max(0, order.working_children - 1)
-    if order.completed:
-        pass  # the router's completion already said how it ended
-    elif order.filled_quantity >= order.quantity:
-        order.status = "FILLED"
-    elif order.working_children == 0 and order.cancel_requested:
-        # Cancelled, possibly after partial fills (filled_quantity says how much). A child's own
-        # CANCELLED (an IOC slice's remainder) does not end the parent: the router's completion does.
-        order.status = "CANCELLED"
-    elif order.filled_quantity > 0:
-        order.status = "PARTIALLY_FILLED"
-    order.updated_ts = report.ts
+    if model is not None:
+        _fold(state, report.order_id, report)
+    else:
+        fold_child(child, report)
+    if row is not None:
+        row.status = _i(child.status)
+        row.cum_quantity = child.cum_quantity
+        row.updated_ts = report.ts
 
 
 def _mark(state: ProjectionState, symbol: str, price: Decimal, ts: int) -> None:

@@ -35,7 +35,7 @@ ROLE_DEAD_LETTER = "portfolio-dead-letter"
 ZERO = Decimal(0)
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the book keeps the shared order model (processors.orders)
 # Targets, fills and venue positions from the order path; marks from trades and book tops.
 SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.trade.>", "sq.md.top.>")
 

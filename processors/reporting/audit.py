@@ -31,6 +31,7 @@ from events.trading import (
     ExecutionReport,
     OrderIntent,
     ParentOrderCompleted,
+    ParentOrderScheduled,
     RiskDecision,
     TradeReported,
 )
@@ -39,8 +40,8 @@ from store.follow import completed, wal_dir
 from store.reader import WalReader
 
 UNSEALED = "unsealed"
-_ORDER_TYPES = (OrderIntent, RiskDecision, ChildOrder, ChildCancel, ExecutionReport, CancelIntent,
-                ParentOrderCompleted, TradeReported)
+_ORDER_TYPES = (OrderIntent, RiskDecision, ParentOrderScheduled, ChildOrder, ChildCancel, ExecutionReport,
+                CancelIntent, ParentOrderCompleted, TradeReported)
 _CAUSE_TYPES = (KillSwitchEngaged, CircuitBreakerTripped, TradingStateChanged, LimitsChanged)
 # "" too: an intent published straight onto NATS may omit its `type` tag, and the recorder keeps the record type empty.
 _TYPE_NAMES = frozenset(t.__name__ for t in (*_ORDER_TYPES, *_CAUSE_TYPES)) | {""}
@@ -132,8 +133,8 @@ def _belongs(event: object, order_id: str, intent: OrderIntent | None) -> bool:
         case CancelIntent(order_id=target, client_order_id=coid, account=account):
             return target == order_id or (target is None and intent is not None and account == intent.account
                                           and coid == intent.client_order_id)
-        case RiskDecision() | ChildOrder() | ChildCancel() | ExecutionReport() | ParentOrderCompleted() \
-                | TradeReported():
+        case RiskDecision() | ParentOrderScheduled() | ChildOrder() | ChildCancel() | ExecutionReport() \
+                | ParentOrderCompleted() | TradeReported():
             return event.order_id == order_id
     return False
 
@@ -202,6 +203,11 @@ def _summary(entry: AuditEntry) -> str:
             failures = "; ".join(f"{f['check']}: {f['reason']} (value {f.get('value')}, limit {f.get('limit')})"
                                  for f in e.get("failures", []))
             return f"{verdict} after {e.get('checks_run', 0)} checks" + (f" - {failures}" if failures else "")
+        case "ParentOrderScheduled":
+            times = e.get("slice_times") or []
+            plan = f"{len(times)} slices from {e['start_ts']}" if times else "no timed slices (follows the market)"
+            return (f"{e['algo']} {e['side']} {e['quantity']} {e['symbol']}: {plan}, arrival {e.get('arrival_price')}"
+                    + (f", stopped at start: {e['stopping']}" if e.get("stopping") else ""))
         case "ChildOrder":
             return (f"child {e['child_id']} slice {e.get('slice_index', 0)} {e['side']} {e['quantity']} "
                     f"at {e['venue']} limit {e.get('limit_price')}")

@@ -39,7 +39,16 @@ from events.control import (
 from events.ids import derived_id
 from events.market import BookTop, Trade
 from events.subjects import subject_for
-from events.trading import CancelIntent, ChildCancel, ChildOrder, ExecutionReport, OrderIntent, RiskDecision
+from events.trading import (
+    CancelIntent,
+    ChildCancel,
+    ChildOrder,
+    ExecutionReport,
+    OrderIntent,
+    ParentOrderCompleted,
+    ParentOrderScheduled,
+    RiskDecision,
+)
 from processors.positions import apply_fill
 from processors.positions.book import evolve as evolve_book
 from processors.risk.checks import Ctx, _f, _seconds, enabled_checks
@@ -53,7 +62,7 @@ ROLE_CHILD_CANCEL = "child-cancel"
 ROLE_DEAD_LETTER = "dead-letter"
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
-STATE_VERSION = 2
+STATE_VERSION = 3  # 3: the book keeps the shared order model (processors.orders)
 # Everything on the order path, and the trades and book tops that price it (collars, marks).
 SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.trade.>", "sq.md.top.>")
 
@@ -241,7 +250,7 @@ def _on_decision(state: RiskState, decision: RiskDecision) -> None:
         return                                     # redelivered: the intent was decided already
     state.recent.add(intent.id, intent.ts)
     if decision.accepted:
-        state.book.open_parent(intent)
+        state.book.open_order(intent, decision)
     own = state.account(intent.account)
     own.remember(intent)
     if decision.accepted:
@@ -278,7 +287,9 @@ def evolve(state: RiskState, event: object) -> RiskState:
             _on_decision(state, event)
         case ExecutionReport():
             _on_report(state, event)
-        case ChildOrder() | CancelIntent():
+        case ChildOrder() | CancelIntent() | ParentOrderScheduled() | ParentOrderCompleted():
+            # The schedule and the router's completion end an order by the shared rule (processors.orders),
+            # so an order whose schedule ran out stops counting as open, as it stops working.
             evolve_book(state.book, event)
         case Trade(symbol=symbol, price=price):
             market = state.market(symbol)

@@ -5,7 +5,8 @@ never decreasing. The only randomness is TWAP jitter from a PRNG seeded by the p
 
 Inputs and what they cause:
 - OrderIntent → kept until its RiskDecision arrives (either order is accepted);
-- RiskDecision(accepted) → a parent order with its schedule; the first slice is sent at once
+- RiskDecision(accepted) → a ParentOrderScheduled recording the parent's schedule (the only place
+  it is chosen: evolve builds the parent from that event), and the first slice at once
   (MARKET and LIMIT are one slice; TWAP equal slices over the duration, optionally jittered;
   VWAP slices sized by the historical volume curve from Bar events, TWAP when there is none;
   POV children whenever the filled quantity falls behind `rate` × market volume since start);
@@ -15,7 +16,7 @@ Inputs and what they cause:
 - ExecutionReport → fills; a ParentOrderCompleted (with TCA) when the parent is filled, or
   cancelled with every child done, or its schedule ran out;
 - CancelIntent, KillSwitchEngaged → a ChildCancel per working child, and no more slices;
-- ChildOrder, ChildCancel, ParentOrderCompleted (the router's own outputs) → state only.
+- ParentOrderScheduled, ChildOrder, ChildCancel, ParentOrderCompleted (the router's own outputs) → state only.
 
 The runner folds it with `processors.fold.step`: decide on the state before the event, then
 evolve by the event and by each output. Output ids are derived from the input id (children's ids from the parent id and
@@ -38,14 +39,15 @@ from events.trading import (
     ExecutionReport,
     OrderIntent,
     ParentOrderCompleted,
-    ParentStatus,
+    ParentOrderScheduled,
     PovAlgo,
     RiskDecision,
     TwapAlgo,
     VwapAlgo,
 )
+from processors.orders import apply, cancel_reason, completion, kill_reason
 from processors.router.schedule import duration_ns, floor_lots, quantum, slice_times, split, vwap_slice_count
-from processors.router.state import ALL, ZERO, ChildState, ParentOrder, RouterState
+from processors.router.state import ALL, ZERO, ParentOrder, RouterState
 from processors.router.tca import completed
 from processors.router.venues import arrival_mid, candidates, rank_venues
 
@@ -53,9 +55,10 @@ ROLE_CHILD = "child"                    # child_id = derived_id(order_id, ROLE_C
 ROLE_CHILD_ORDER = "router-child-order"
 ROLE_CHILD_CANCEL = "router-child-cancel"
 ROLE_COMPLETED = "parent-completed"
+ROLE_SCHEDULED = "parent-scheduled"
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: a parent is the shared order model (processors.orders)
 # Parents and their children, the kill switch, its timer, and the market it schedules against.
 SUBSCRIPTIONS = ("sq.ord.intent.>", "sq.ord.cancel.>", "sq.risk.decision.>", "sq.exec.child.>", "sq.exec.report.>",
                  "sq.ctl.killswitch.>", "sq.ctl.timer.>", "sq.md.trade.>", "sq.md.top.>", "sq.md.bar.>")
@@ -71,7 +74,7 @@ def event_time(event: object) -> int:
     match event:
         case TimerFired(due_ts=due):
             return due
-        case ChildOrder() | ChildCancel() | ParentOrderCompleted() | ExecutionReport():
+        case ChildOrder() | ChildCancel() | ParentOrderScheduled() | ParentOrderCompleted() | ExecutionReport():
             return 0
         case Event(ts=ts):
             return ts
@@ -80,8 +83,8 @@ def event_time(event: object) -> int:
 
 # --- parents and schedules ------------------------------------------------------------------------
 
-def new_parent(state: RouterState, intent: OrderIntent, decision: RiskDecision) -> ParentOrder:
-    """The parent order an accepted intent becomes, with its whole slice schedule fixed now."""
+def schedule(state: RouterState, intent: OrderIntent, decision: RiskDecision, now: int) -> ParentOrderScheduled:
+    """The router's plan for an accepted intent (its whole slice schedule), as the event that records it."""
     config = state.config
     start = max(state.now, decision.ts)
     quantity = intent.quantity
@@ -106,16 +109,30 @@ def new_parent(state: RouterState, intent: OrderIntent, decision: RiskDecision) 
         case PovAlgo(rate=pov_rate):
             times, sizes, rate = [], [], Decimal(repr(pov_rate))
             min_slice, max_slice = intent.algo.min_slice, intent.algo.max_slice
+    return ParentOrderScheduled(
+        id=derived_id(intent.id, ROLE_SCHEDULED), ts=now, correlation_id=intent.id, causation_id=decision.id,
+        order_id=intent.id, account=intent.account, client_order_id=intent.client_order_id, symbol=intent.symbol,
+        venue=intent.venue, side=intent.side, quantity=quantity, limit_price=intent.limit_price,
+        time_in_force=intent.time_in_force, algo=intent.algo_kind, lot=lot, start_ts=start,
+        slice_times=times, slice_quantities=sizes, pov_rate=rate, min_slice=min_slice, max_slice=max_slice,
+        arrival_price=arrival_mid(config, state.market, intent.symbol, intent.venue),
+        sources=sorted(spec.source for spec in candidates(config, intent.symbol, intent.venue)), note=note,
+        stopping=_stop_reason_at_start(state, intent.id, intent.account))
+
+
+def parent_of(plan: ParentOrderScheduled) -> ParentOrder:
+    """The parent order a recorded schedule describes (no choice is made here)."""
     cumulative: list[Decimal] = []
-    for size in sizes:
+    for size in plan.slice_quantities:
         cumulative.append((cumulative[-1] if cumulative else ZERO) + size)
     return ParentOrder(
-        order_id=intent.id, account=intent.account, client_order_id=intent.client_order_id, symbol=intent.symbol,
-        side=intent.side, quantity=quantity, limit_price=intent.limit_price, time_in_force=intent.time_in_force,
-        venue=intent.venue, algo=intent.algo_kind, lot=lot, start_ts=start,
-        arrival_price=arrival_mid(config, state.market, intent.symbol, intent.venue),
-        sources=frozenset(spec.source for spec in candidates(config, intent.symbol, intent.venue)),
-        times=times, cumulative=cumulative, pov_rate=rate, min_slice=min_slice, max_slice=max_slice, note=note)
+        order_id=plan.order_id, account=plan.account, client_order_id=plan.client_order_id, symbol=plan.symbol,
+        side=plan.side, quantity=plan.quantity, limit_price=plan.limit_price, time_in_force=plan.time_in_force,
+        ts=plan.ts, status="ACCEPTED", slices=len(plan.slice_times),
+        venue=plan.venue, algo=plan.algo, lot=plan.lot, start_ts=plan.start_ts, arrival_price=plan.arrival_price,
+        sources=frozenset(plan.sources), times=list(plan.slice_times), cumulative=cumulative,
+        pov_rate=plan.pov_rate, min_slice=plan.min_slice, max_slice=plan.max_slice, note=plan.note,
+        stopping=plan.stopping)
 
 
 def _counts(parent: ParentOrder, trade: Trade) -> bool:
@@ -177,24 +194,9 @@ def _work(state: RouterState, parent: ParentOrder, now: int, cause: Event, out: 
         slice_index=index))
 
 
-def completion_status(parent: ParentOrder) -> tuple[ParentStatus, str | None] | None:
-    """Whether the parent is finished, and how: filled, cancelled, or out of schedule; None if still working."""
-    if parent.filled >= parent.quantity:
-        return "FILLED", None
-    if parent.working:
-        return None
-    if parent.stopping is not None:
-        return "CANCELLED", parent.stopping
-    if parent.exhausted:
-        last = next((c.last_reason for c in reversed(parent.children.values()) if c.last_reason), None)
-        left = parent.quantity - parent.filled
-        return "EXPIRED", f"schedule ended with {left} unfilled" + (f" ({last})" if last else "")
-    return None
-
-
 def _complete(state: RouterState, parent: ParentOrder, cause: Event, now: int, out: list[Event]) -> None:
     """Append the parent's completion (with TCA) if it is finished."""
-    found = completion_status(parent)
+    found = completion(parent)
     if found is not None:
         status, reason = found
         out.append(completed(parent, status=status, reason=reason, cause=cause, end_ts=now,
@@ -217,28 +219,37 @@ def _stop(state: RouterState, parent: ParentOrder, reason: str, cause: Event, no
 
 # --- decide ---------------------------------------------------------------------------------------
 
-def _ready(state: RouterState, order_id: str) -> tuple[OrderIntent, RiskDecision] | None:
-    intent, decision = state.intents.get(order_id), state.decisions.get(order_id)
-    return None if intent is None or decision is None else (intent, decision)
-
-
-def _stop_reason_at_start(state: RouterState, parent: ParentOrder) -> str | None:
-    if state.is_killed(parent.account):
-        return f"kill switch engaged for {parent.account}"
-    return state.early_cancels.get(parent.order_id)
+def _stop_reason_at_start(state: RouterState, order_id: str, account: str) -> str | None:
+    if state.is_killed(account):
+        return f"kill switch engaged for {account}"
+    return state.early_cancels.get(order_id)
 
 
 def _start(state: RouterState, intent: OrderIntent, decision: RiskDecision, cause: Event) -> list[Event]:
-    parent = new_parent(state, intent, decision)
-    now = max(parent.start_ts, event_time(cause))
+    now = max(state.now, decision.ts, event_time(cause))
+    plan = schedule(state, intent, decision, now)
+    parent = parent_of(plan)
+    # The children are numbered among themselves (not after the schedule) so their ids stay what
+    # they were before the schedule was recorded: a restart over an older log finds them published.
     out: list[Event] = []
-    reason = _stop_reason_at_start(state, parent)
-    if reason is not None:
-        parent.stopping = reason
+    if parent.stopping is not None:
         _complete(state, parent, cause, now, out)
     else:
         _work(state, parent, now, cause, out)
-    return out
+    return [plan, *out]
+
+
+def _stops(state: RouterState, event: CancelIntent | KillSwitchEngaged) -> list[tuple[ParentOrder, str]]:
+    """The working parents a cancel intent or the kill switch stops, each with why: one rule for decide and evolve."""
+    match event:
+        case CancelIntent(account=account):
+            parent = state.parents.get(state.resolve(account, event.order_id, event.client_order_id) or "")
+            return [(parent, cancel_reason(event))] if parent is not None and parent.account == account else []
+        case KillSwitchEngaged(account=account):
+            reason = kill_reason(event)
+            return [(parent, reason) for parent in state.parents.values()
+                    if account is None or parent.account == account]
+    return []
 
 
 def decide(state: RouterState, event: object) -> list[Event]:
@@ -258,17 +269,11 @@ def decide(state: RouterState, event: object) -> list[Event]:
                 after = parent.clone()
                 if after.apply_report(event):
                     _complete(state, after, event, max(state.now, event.ts), out)
-        case CancelIntent(account=account):
-            target = state.resolve(account, event.order_id, event.client_order_id)
-            parent = state.parents.get(target or "")
-            if parent is not None and parent.account == account and parent.stopping is None:
-                _stop(state, parent, f"cancel intent {event.id}" + (f": {event.reason}" if event.reason else ""),
-                      event, max(state.now, event.ts), out)
-        case KillSwitchEngaged(account=account):
+        case CancelIntent() | KillSwitchEngaged():
             now = max(state.now, event.ts)
-            for parent in state.parents.values():
-                if (account is None or parent.account == account) and parent.stopping is None:
-                    _stop(state, parent, f"kill switch by {event.actor}: {event.reason}", event, now, out)
+            for parent, reason in _stops(state, event):
+                if parent.stopping is None:
+                    _stop(state, parent, reason, event, now, out)
         case TimerFired() | Trade() | BookTop() | Bar():
             now = max(state.now, event_time(event))
             latest = event if isinstance(event, Trade | BookTop) else None
@@ -280,12 +285,13 @@ def decide(state: RouterState, event: object) -> list[Event]:
 
 # --- evolve ---------------------------------------------------------------------------------------
 
-def _create(state: RouterState, intent: OrderIntent, decision: RiskDecision) -> None:
-    parent = new_parent(state, intent, decision)
-    state.intents.pop(intent.id, None)
-    state.decisions.pop(intent.id, None)
-    parent.stopping = _stop_reason_at_start(state, parent)
-    state.early_cancels.pop(intent.id, None)
+def _create(state: RouterState, plan: ParentOrderScheduled) -> None:
+    if plan.order_id in state.parents or plan.order_id in state.closed:
+        return                                   # a copy of a schedule already applied
+    parent = parent_of(plan)
+    state.intents.pop(plan.order_id, None)
+    state.decisions.pop(plan.order_id, None)
+    state.early_cancels.pop(plan.order_id, None)
     state.parents[parent.order_id] = parent
     _close_if_done(state, parent)
 
@@ -308,17 +314,21 @@ def _close(state: RouterState, order_id: str) -> None:
 
 def _close_if_done(state: RouterState, parent: ParentOrder) -> None:
     # The same rule decide uses to emit ParentOrderCompleted, so a rebuild without that event agrees.
-    if completion_status(parent) is not None:
+    if completion(parent) is not None:
         _close(state, parent.order_id)
 
 
 def _on_child(state: RouterState, child: ChildOrder) -> None:
     parent = state.parents.get(child.order_id)
-    if parent is None or child.child_id in parent.children:
-        return
-    parent.children[child.child_id] = ChildState(child.child_id, child.venue, child.quantity, child.slice_index)
-    parent.last_slice = max(parent.last_slice, child.slice_index)
-    state.child_parent[child.child_id] = parent.order_id
+    if parent is not None and child.child_id not in parent.children:
+        apply(parent, child)
+        state.child_parent[child.child_id] = parent.order_id
+
+
+def _stop_all(state: RouterState, event: CancelIntent | KillSwitchEngaged) -> None:
+    for parent, _ in _stops(state, event):
+        apply(parent, event)
+        _close_if_done(state, parent)
 
 
 def evolve(state: RouterState, event: object) -> RouterState:
@@ -330,8 +340,6 @@ def evolve(state: RouterState, event: object) -> RouterState:
                 client = (event.account, event.client_order_id)
                 if state.by_client.get(client) not in state.parents:      # a working order keeps its id
                     state.by_client[client] = order_id
-                if (ready := _ready(state, order_id)) is not None:
-                    _create(state, *ready)
         case RiskDecision(order_id=order_id):
             if order_id in state.parents or order_id in state.closed:
                 pass
@@ -339,14 +347,14 @@ def evolve(state: RouterState, event: object) -> RouterState:
                 _close(state, order_id)
             else:
                 state.decisions[order_id] = event
-                if (ready := _ready(state, order_id)) is not None:
-                    _create(state, *ready)
+        case ParentOrderScheduled():
+            _create(state, event)
         case ChildOrder():
             _on_child(state, event)
-        case ChildCancel(order_id=order_id, child_id=child_id):
+        case ChildCancel(order_id=order_id):
             parent = state.parents.get(order_id)
-            if parent is not None and child_id in parent.children:
-                parent.children[child_id].cancel_sent = True
+            if parent is not None:
+                apply(parent, event)
         case ExecutionReport(child_id=child_id):
             parent = state.parents.get(state.child_parent.get(child_id, ""))
             if parent is not None and parent.apply_report(event):
@@ -355,19 +363,12 @@ def evolve(state: RouterState, event: object) -> RouterState:
             _close(state, order_id)
         case CancelIntent(account=account):
             target = state.resolve(account, event.order_id, event.client_order_id)
-            reason = f"cancel intent {event.id}" + (f": {event.reason}" if event.reason else "")
-            parent = state.parents.get(target or "")
-            if parent is not None and parent.account == account:
-                parent.stopping = parent.stopping or reason
-                _close_if_done(state, parent)
-            elif (pending := state.intents.get(target or "")) is not None and pending.account == account:
-                state.early_cancels.setdefault(pending.id, reason)      # cancelled while risk decides
+            if (pending := state.intents.get(target or "")) is not None and pending.account == account:
+                state.early_cancels.setdefault(pending.id, cancel_reason(event))   # cancelled while risk decides
+            _stop_all(state, event)
         case KillSwitchEngaged(account=account):
             state.killed.add(account or ALL)
-            for parent in list(state.parents.values()):
-                if account is None or parent.account == account:
-                    parent.stopping = parent.stopping or f"kill switch by {event.actor}: {event.reason}"
-                    _close_if_done(state, parent)
+            _stop_all(state, event)
         case KillSwitchReleased(account=account):
             if account is None:
                 state.killed.clear()
@@ -387,4 +388,4 @@ def evolve(state: RouterState, event: object) -> RouterState:
     return state
 
 
-__all__ = ["ROLE_CHILD", "completion_status", "decide", "event_time", "evolve", "new_parent"]
+__all__ = ["ROLE_CHILD", "decide", "event_time", "evolve", "parent_of", "schedule"]

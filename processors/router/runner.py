@@ -2,7 +2,8 @@
 
 Reads intents, cancels, risk decisions, its own children, venue reports, kill switches and timers
 (SQ_TRADING) and trades, book tops and bars (SQ_MD). Publishes ChildOrder / ChildCancel on
-`sq.exec.child.<venue>.<account>` and ParentOrderCompleted on `sq.exec.tca.<account>`.
+`sq.exec.child.<venue>.<account>`, each parent's ParentOrderScheduled on `sq.exec.parent.<account>`
+and ParentOrderCompleted on `sq.exec.tca.<account>`.
 
 It also publishes a TimerFired on `sq.ctl.timer.<name>` every `--timer-ms`, due at whole
 multiples of the interval, with an id derived from the timer name and due time — so replicas and

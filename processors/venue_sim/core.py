@@ -38,16 +38,16 @@ from events._base import Event
 from events.ids import derived_id
 from events.market import BookDelta, BookSnapshot, BookTop, Trade
 from events.trading import ChildCancel, ChildOrder, ExecStatus, ExecutionReport
+from processors.orders import fold_child
 from processors.router.config import VenueSpec
 from processors.venue_sim._book import MarketBook
 from processors.venue_sim.state import SimOrder, SimState
 
 BPS = Decimal(10_000)
 ZERO = Decimal(0)
-TERMINAL = frozenset({"FILLED", "CANCELLED", "REJECTED"})
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
-STATE_VERSION = 2  # 2: the module moved to processors.venue_sim (old pickles name processors.router.sim)
+STATE_VERSION = 3  # 2: the module moved to processors.venue_sim; 3: SimOrder keeps the shared child fold
 # The children it works and the market (trades, depth) it fills them against.
 SUBSCRIPTIONS = ("sq.exec.child.>", "sq.exec.report.>", "sq.md.trade.>", "sq.md.book.>")
 
@@ -213,7 +213,7 @@ def _on_report(state: SimState, report: ExecutionReport) -> None:
     if order is None:
         return
     child = order.child
-    if report.cum_quantity > order.cum:
+    if fold_child(order.state, report):
         if report.liquidity == "TAKER" and report.last_price is not None:
             spec = state.config.venue(child.venue)
             book = state.book(spec.source, child.symbol) if spec else None
@@ -221,8 +221,7 @@ def _on_report(state: SimState, report: ExecutionReport) -> None:
                 taken = state.consumed.setdefault((child.venue, child.symbol), {})
                 level = (child.side == "SELL", report.last_price)
                 taken[level] = taken.get(level, ZERO) + report.last_quantity
-        order.cum = report.cum_quantity
-    if report.status in TERMINAL:
+    if order.state.done:
         del state.orders[child.child_id]
         state.finished.add(child.child_id, report.ts)
         resting = state.resting.get((child.venue, child.symbol))

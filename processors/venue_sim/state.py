@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from events.trading import ChildOrder
+from processors.orders import Child, child_of
 from processors.recent import Recent
 from processors.venue_sim._book import MarketBook
 from processors.venue_sim.config import SimConfig
@@ -19,12 +20,25 @@ Level = tuple[bool, Decimal]          # (bid side?, price)
 
 @dataclass
 class SimOrder:
-    """A child order a simulated venue holds: what it asked for and how much has filled."""
+    """A child order a simulated venue holds: what it asked for, when it arrived, and how its reports left it.
+
+    This is the venue's book entry, not the firm's order: it keeps what matching needs (the request
+    with its limit and time in force, arrival time and priority). What its reports do to it is the
+    shared child fold (processors.orders), so the venue and the firm agree on filled and done.
+    """
 
     child: ChildOrder
     active_ts: int                    # when it reached the venue: order ts + latency
     seq: int                          # arrival order, for time priority
-    cum: Decimal = Decimal(0)
+    state: Child = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state = child_of(self.child)
+
+    @property
+    def cum(self) -> Decimal:
+        """What has filled, by the reports the venue sent."""
+        return self.state.cum_quantity
 
     @property
     def leaves(self) -> Decimal:

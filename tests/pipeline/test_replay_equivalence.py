@@ -49,6 +49,7 @@ from events.trading import (
     LimitAlgo,
     MarketAlgo,
     ParentOrderCompleted,
+    ParentOrderScheduled,
     RiskDecision,
 )
 from store.follow import last_recorded
@@ -57,7 +58,7 @@ from tests.pipeline._offline import STREAMS, order_path_cores, recorded, run_off
 from tests.pipeline.conftest import LIMITS, VENUES, Stack
 
 # Every event type the risk, router and venue-sim cores emit onto the recorded streams.
-OUTPUT_TYPES = (RiskDecision, ChildOrder, ChildCancel, ExecutionReport, ParentOrderCompleted,
+OUTPUT_TYPES = (RiskDecision, ParentOrderScheduled, ChildOrder, ChildCancel, ExecutionReport, ParentOrderCompleted,
                 CircuitBreakerTripped, TradingStateChanged)
 
 
@@ -201,7 +202,8 @@ async def test_recorded_run_replayed_through_the_cores_offline_reproduces_every_
 
     # The scenario did exercise every path.
     kinds = {type(o).__name__ for o in offline}
-    assert kinds >= {"RiskDecision", "ChildOrder", "ChildCancel", "ExecutionReport", "ParentOrderCompleted"}
+    assert kinds >= {"RiskDecision", "ParentOrderScheduled", "ChildOrder", "ChildCancel", "ExecutionReport",
+                     "ParentOrderCompleted"}
     decisions = {o.order_id: o.accepted for o in offline if isinstance(o, RiskDecision)}
     assert decisions == {ids["market"]: True, ids["limit"]: True, ids["twap"]: True, ids["rejected"]: False,
                          ids["cancelled"]: True, ids["killed"]: True, ids["after_kill"]: False}

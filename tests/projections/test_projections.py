@@ -130,3 +130,48 @@ def test_router_completion_sets_the_final_status_and_tca_even_over_later_reports
     assert (order.status, order.completed, order.end_reason) == ("EXPIRED", True, "schedule ended")
     assert order.arrival_price == D("99.9") and order.shortfall_bps == D("10.01")
     assert [row.event_type for row in state.audit][-1] == "ParentOrderCompleted"
+
+
+def test_checkpoint_when_restored_mid_order_then_the_rest_folds_as_in_one_run(tmp_path: Path) -> None:
+    # The orders table is built from the shared order model (processors.orders); a checkpoint holds
+    # rows only, so the model is rebuilt from them and must fold the rest of the order the same way.
+    events = _life()
+    whole = _fold(events)
+    half = _fold(events[:4])
+    write_checkpoint(tmp_path, snapshot_tables(half, TableCache()), dict(half.stream_positions), half.version)
+    loaded = load_checkpoint(tmp_path)
+    assert loaded is not None and loaded.models[ORDER].filled == D("0.5")
+    for seq, event in enumerate(events[4:], start=5):
+        stream = "SQ_MD" if isinstance(event, Trade) else "SQ_TRADING"
+        evolve(loaded, Envelope(event, stream, seq, subject_for(event), T0 + seq, live=False))
+    assert loaded.orders == whole.orders and loaded.children == whole.children
+
+
+def test_kill_switch_when_children_then_finish_then_order_cancelled_with_what_filled() -> None:
+    from events import KillSwitchEngaged
+
+    events = _life()[:4]  # the first slice filled 0.5 of 1.0
+    second = derived_id(ORDER, "child", 1)
+    events += [ChildOrder(id=second, ts=T0 + 30, order_id=ORDER, child_id=second, account="ACC1", venue="SIM_A",
+                          symbol="BTCUSDT", side="BUY", quantity=D("0.5"), slice_index=1),
+               KillSwitchEngaged(id=derived_id(ORDER, "kill"), ts=T0 + 31, account=None, actor="ops", reason="drill")]
+    state = _fold(events)
+    assert state.orders[ORDER].cancel_requested and state.orders[ORDER].status == "PARTIALLY_FILLED"
+    cancelled = ExecutionReport(id=derived_id(second, "cancelled"), ts=T0 + 32, order_id=ORDER, child_id=second,
+                                account="ACC1", venue="SIM_A", symbol="BTCUSDT", side="BUY", status="CANCELLED")
+    state = _fold([*events, cancelled])
+    order = state.orders[ORDER]
+    assert (order.status, order.filled_quantity, order.working_children) == ("CANCELLED", D("0.5"), 0)
+
+
+def test_audit_when_the_router_recorded_a_schedule_then_it_is_in_the_orders_trail() -> None:
+    from events import ParentOrderScheduled
+
+    events = _life()
+    plan = ParentOrderScheduled(id=derived_id(ORDER, "parent-scheduled"), ts=T0 + 2, order_id=ORDER, account="ACC1",
+                                client_order_id="c1", symbol="BTCUSDT", side="BUY", quantity=D("1.0"),
+                                limit_price=D("101"), algo="TWAP", lot=D("0.1"), start_ts=T0 + 1,
+                                slice_times=[T0 + 1, T0 + 30], slice_quantities=[D("0.5"), D("0.5")])
+    state = _fold([*events[:2], plan, *events[2:]])
+    assert [row.event_type for row in state.audit][:3] == ["OrderIntent", "RiskDecision", "ParentOrderScheduled"]
+    assert state.orders[ORDER] == _fold(events).orders[ORDER]          # the schedule changes no column

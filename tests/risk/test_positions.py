@@ -179,6 +179,38 @@ def test_book_when_twap_slice_cancelled_then_parent_stays_open() -> None:
     assert book.open_orders("ACC1") == 1
 
 
+def test_book_when_twap_schedule_ran_out_then_order_no_longer_open() -> None:
+    # The shared rule (processors.orders): with the last slice done and nothing working, the order has
+    # expired. The book learns the slice count from the router's recorded schedule.
+    from events import ParentOrderScheduled, TwapAlgo
+    book = Book()
+    order = intent(quantity="2", algo=TwapAlgo(duration_s=60, slices=2))
+    accepted(book, order)
+    evolve(book, ParentOrderScheduled(id="s-" + order.id, ts=order.ts, order_id=order.id, account="ACC1",
+                                      client_order_id=order.client_order_id, symbol=order.symbol, side="BUY",
+                                      quantity=D(2), algo="TWAP", lot=D("0.001"), start_ts=order.ts,
+                                      slice_times=[order.ts, order.ts + 30], slice_quantities=[D(1), D(1)]))
+    first, last = child(order, quantity="1"), child(order, quantity="1", index=1)
+    evolve(book, first)
+    evolve(book, report(first, "FILLED", "1", "100", cum="1"))
+    evolve(book, last)
+    assert book.open_orders("ACC1") == 1 and book.open_buy[("ACC1", "BTCUSDT")] == 1
+    evolve(book, report(last, "CANCELLED", cum="0"))
+    assert book.open_orders("ACC1") == 0 and not book.open_buy and not book.children
+
+
+def test_book_when_router_completes_an_order_then_no_longer_open() -> None:
+    from events import ParentOrderCompleted, TwapAlgo
+    book = Book()
+    order = intent(quantity="2", algo=TwapAlgo(duration_s=60, slices=2))
+    accepted(book, order)
+    evolve(book, ParentOrderCompleted(id="p-" + order.id, ts=order.ts, order_id=order.id, account="ACC1",
+                                      client_order_id=order.client_order_id, symbol=order.symbol, side="BUY",
+                                      algo="TWAP", status="EXPIRED", quantity=D(2), filled_quantity=D(0),
+                                      children=0, start_ts=order.ts, end_ts=order.ts))
+    assert book.open_orders("ACC1") == 0 and not book.open_buy
+
+
 def test_book_when_cancel_intent_for_client_order_id_then_parent_closed() -> None:
     from events import CancelIntent
     book = Book()

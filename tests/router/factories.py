@@ -23,7 +23,7 @@ from events import (
 )
 from events._base import Event
 from events.ids import derived_id
-from events.trading import ParentOrderCompleted
+from events.trading import ParentOrderCompleted, ParentOrderScheduled
 from processors.router.config import RouterConfig, VenueSpec
 from processors.router.state import RouterState
 from processors.venue_sim.config import SimConfig
@@ -174,4 +174,4 @@ class Pipeline:
     def outputs(self) -> list[Event]:
         """What the cores emitted (everything logged that a core made)."""
         return [e for e in self.log
-                if isinstance(e, ChildOrder | ChildCancel | ExecutionReport | ParentOrderCompleted)]
+                if isinstance(e, ParentOrderScheduled | ChildOrder | ChildCancel | ExecutionReport | ParentOrderCompleted)]

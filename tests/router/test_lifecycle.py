@@ -184,3 +184,30 @@ def test_cancel_when_it_arrives_before_the_risk_decision_then_the_accepted_paren
     assert run.children == []
     [done] = run.completions
     assert (done.status, done.filled_quantity, done.average_price) == ("CANCELLED", D(0), None)
+
+
+def test_schedule_when_parent_accepted_then_recorded_once_and_evolve_builds_the_parent_from_it() -> None:
+    import msgspec
+
+    from events import ParentOrderScheduled, VwapAlgo
+    run = Pipeline.make()
+    order = intent("plan", "30", algo=TwapAlgo(duration_s=30, slices=3, randomize=0.2))
+    run.feed(top("9.99", "10.01"), order, accept(order))
+    [plan] = run.of(ParentOrderScheduled)
+    live = run.router.parents[order.id]
+    assert (plan.slice_times, plan.start_ts, plan.arrival_price) == (live.times, live.start_ts, D("10.00"))
+    assert sum(plan.slice_quantities, D(0)) == order.quantity and live.cumulative[-1] == order.quantity
+    # The intent and the decision alone make no parent: evolve waits for the recorded plan.
+    rebuilt = RouterState(run.router.config)
+    for event in run.log:
+        if not isinstance(event, ParentOrderScheduled):
+            core.evolve(rebuilt, event)
+    assert order.id not in rebuilt.parents
+    # A recorded plan is applied as it is, never chosen again, whatever the state would choose now.
+    vwap = intent("plan-v", "30", algo=VwapAlgo(duration_s=30))
+    other = RouterState(run.router.config)
+    core.evolve(other, vwap)
+    core.evolve(other, accept(vwap))
+    chosen = core.schedule(other, vwap, accept(vwap), T0)
+    core.evolve(other, msgspec.structs.replace(chosen, slice_times=[T0 + 7], slice_quantities=[D(30)]))
+    assert (other.parents[vwap.id].times, other.parents[vwap.id].cumulative) == ([T0 + 7], [D(30)])
