@@ -35,7 +35,7 @@ from events.control import (
     TradingStateChanged,
 )
 from events.ids import derived_id, intent_id_for, new_event_id
-from events.market import Bar, BookDelta, BookSnapshot, BookTop, Trade
+from events.market import Bar, BookDelta, BookSnapshot, BookTop, Trade, TradeSummary
 from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet, VenuePositionsReported
 from events.subjects import STREAMS, StreamSpec, stream_for_subject, subject_for, subject_matches
 from events.trading import (
@@ -65,7 +65,7 @@ __all__ = [
     "DeadLetter", "Delivery", "Event", "EventDecodeError", "ExecutionReport", "InvalidValue",
     "KillSwitchEngaged", "KillSwitchReleased", "LimitAlgo", "Limits", "LimitsChanged", "MarketAlgo", "OrderIntent",
     "Outgoing", "ParentOrderCompleted", "ParentOrderScheduled", "PovAlgo", "PublishError", "RebalanceProposed", "ReconciliationBreak", "RiskDecision",
-    "StreamSettings", "StreamSpec", "TargetWeightsSet", "TimerFired", "Trade", "TradeReported", "TradingState",
+    "StreamSettings", "StreamSpec", "TargetWeightsSet", "TimerFired", "Trade", "TradeReported", "TradeSummary", "TradingState",
     "TradingStateChanged", "TransientError", "TwapAlgo", "VenuePositionsReported", "VwapAlgo",
     "complete_intent", "decode", "decode_for_subject", "derived_id", "embedded_broker", "encode",
     "find_nats_server", "free_port", "intent_id_for", "new_event_id", "outgoing", "resolve_url",

@@ -18,7 +18,7 @@ from events.control import (
     TradingStateChanged,
 )
 from events.ids import intent_id_for
-from events.market import Bar, BookDelta, BookSnapshot, BookTop, Trade
+from events.market import Bar, BookDelta, BookSnapshot, BookTop, Trade, TradeSummary
 from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet, VenuePositionsReported
 from events.subjects import CANCEL_PREFIX, INTENT_PREFIX, subject_for
 from events.trading import (
@@ -35,7 +35,7 @@ from events.trading import (
 
 # Every event type, listed once: the union decoders and annotations use; EVENT_TYPES is read from it.
 AnyEvent: TypeAlias = (
-    Trade | BookSnapshot | BookDelta | BookTop | Bar
+    Trade | TradeSummary | BookSnapshot | BookDelta | BookTop | Bar
     | OrderIntent | CancelIntent | RiskDecision | ChildOrder | ChildCancel | ExecutionReport | ParentOrderCompleted
     | ParentOrderScheduled
     | TradeReported
@@ -54,7 +54,7 @@ _cancel_decoder = msgspec.json.Decoder(CancelIntent)
 # What each subject family carries (see `events.subjects.subject_for`, which places every type): one
 # typed decoder per family, so a message is decoded as the types its subject allows, not the whole union.
 _TYPES_BY_FAMILY: dict[str, Any] = {
-    "sq.md.trade": Trade, "sq.md.book": BookSnapshot | BookDelta, "sq.md.top": BookTop, "sq.md.bar": Bar,
+    "sq.md.trade": Trade, "sq.md.summary": TradeSummary, "sq.md.book": BookSnapshot | BookDelta, "sq.md.top": BookTop, "sq.md.bar": Bar,
     "sq.risk.decision": RiskDecision, "sq.exec.child": ChildOrder | ChildCancel, "sq.exec.report": ExecutionReport,
     "sq.exec.tca": ParentOrderCompleted, "sq.rpt.trade": TradeReported,
     "sq.pf.targets": TargetWeightsSet, "sq.pf.rebalance": RebalanceProposed, "sq.pf.break": ReconciliationBreak,

@@ -32,6 +32,26 @@ class Trade(Event, frozen=True, kw_only=True):
         check_decimal("quantity", self.quantity, positive=True)
 
 
+class TradeSummary(Event, frozen=True, kw_only=True):
+    """The trades of one symbol on one venue since the previous summary, conflated by the aggregator.
+
+    The first trade after a quiet spell is summarised alone at once; later ones are folded together and
+    published at most once per cadence of event time. Cores that need prices, extremes and volume but
+    not every print (risk, the router, portfolio, the projections) read these instead of each trade, so a
+    busy symbol costs them a bounded rate. `ts` is the last trade's time, `first_ts` the first's.
+    """
+
+    venue: Token
+    symbol: Token
+    first_ts: TimestampNs
+    price: Decimal              # the last trade's
+    high: Decimal
+    low: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    trade_count: Annotated[int, msgspec.Meta(ge=1)]
+
+
 class BookSnapshot(Event, frozen=True, kw_only=True):
     """A full L2 book at `last_update_id`; bids best-first descending, asks best-first ascending."""
 

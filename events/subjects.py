@@ -17,7 +17,7 @@ from events.control import (
     TimerFired,
     TradingStateChanged,
 )
-from events.market import Bar, BookDelta, BookSnapshot, BookTop, Trade
+from events.market import Bar, BookDelta, BookSnapshot, BookTop, Trade, TradeSummary
 from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet, VenuePositionsReported
 from events.trading import (
     CancelIntent,
@@ -98,6 +98,8 @@ def subject_for(event: Event) -> str:
     match event:
         case Trade(venue=venue, symbol=symbol):
             return f"sq.md.trade.{venue}.{symbol}"
+        case TradeSummary(venue=venue, symbol=symbol):
+            return f"sq.md.summary.{venue}.{symbol}"
         case BookSnapshot(venue=venue, symbol=symbol) | BookDelta(venue=venue, symbol=symbol):
             return f"sq.md.book.{venue}.{symbol}"
         case BookTop(venue=venue, symbol=symbol):

@@ -1,8 +1,8 @@
 """Time travel in bounded time: a ladder of checkpoints of what `as_of` reads, and the WAL for one rung's tail.
 
 `GET /v1/positions?as_of=` shows positions as they stood at a past broker time. They depend only on
-execution reports (fills) and trades (marks), so the ladder folds only `sq.exec.report.*` and
-`sq.md.trade.*` with the projections' own `evolve` (identical semantics) into a small state:
+execution reports (fills) and trade summaries (marks), so the ladder folds only `sq.exec.report.*` and
+`sq.md.summary.*` (the aggregator's conflated trades) with the projections' own `evolve` (identical semantics) into a small state:
 positions, marks, and the report ids still needed to drop copies. Every `every_records` records
 or `every_ns` of broker time the gateway writes a rung (that state with the stream positions it
 reflects) under DATA_DIR/projections/ladder/. `as_of(t)` loads the newest rung at or before t and
@@ -32,8 +32,10 @@ from store.follow import Envelope, history, last_recorded
 
 log = logging.getLogger(__name__)
 
-SUBJECTS = ("sq.exec.report.", "sq.md.trade.")      # what positions and P&L are folded from
-LADDER_VERSION = 2  # 2: the state keeps the shared order model of each order (ProjectionState.models)
+SUBJECTS = ("sq.exec.report.", "sq.md.summary.")    # what positions and P&L are folded from
+# 2: the state keeps the shared order model of each order (ProjectionState.models); 3: marks from trade
+# summaries, not every trade
+LADDER_VERSION = 3
 HOUR_NS = 3_600 * 1_000_000_000
 _EXPECTED = Expected(processor="projections", partition="as-of", state_version=LADDER_VERSION,
                      origin=state_digest(ProjectionState()))

@@ -35,9 +35,9 @@ from store.follow import Envelope, HistoryGone, LiveFeed, history, last_recorded
 log = logging.getLogger(__name__)
 
 STREAMS = (STREAM_TRADING.name, STREAM_MD.name)
-# What the read models are folded from: the whole order path, and trades (marks), bars (candles) and
+# What the read models are folded from: the whole order path, and trade summaries (marks), bars (candles) and
 # book tops; never depth updates, the bulk of market data, which no table holds.
-SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.trade.>", "sq.md.bar.>",
+SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.summary.>", "sq.md.bar.>",
                  "sq.md.top.>")
 _reads = subscribed(SUBSCRIPTIONS)
 HISTORY_MISSING = Gauge("sq_projection_history_missing_through_seq",

@@ -9,7 +9,7 @@ from typing import Any
 
 from events._base import Event
 from events.control import KillSwitchEngaged
-from events.market import Bar, BookTop, Trade
+from events.market import Bar, BookTop, Trade, TradeSummary
 from events.trading import (
     CancelIntent,
     ChildCancel,
@@ -229,7 +229,7 @@ def evolve(state: ProjectionState, envelope: Envelope) -> ProjectionState:
                 if account in (None, model.account) and not model.done and model.stopping is None:
                     state.orders[order_id].cancel_requested = True
                     _fold(state, order_id, event)
-        case Trade(symbol=symbol, price=price, ts=ts):
+        case Trade(symbol=symbol, price=price, ts=ts) | TradeSummary(symbol=symbol, price=price, ts=ts):
             _mark(state, symbol, price, ts)
             state.touch("positions")            # marks and unrealized P&L
         case Bar() if event.open_time > state.candle_floors.get((event.venue, event.symbol, event.interval), -1):

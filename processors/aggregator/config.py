@@ -32,6 +32,7 @@ class AggregatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
     intervals: tuple[str, ...] = ("1m",)
     top_every_ms: int = 0                 # at most one BookTop per symbol per this many ms of event time
+    summary_every_ms: int = 50            # at most one TradeSummary per symbol per this many ms (0: one per trade)
     max_buffered_deltas: int = 10_000     # per symbol, while waiting for a snapshot
     max_ticks: int = 1 << 18              # dense book window per symbol (3 int64 arrays this long)
 
@@ -45,6 +46,8 @@ class AggregatorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
                 problems.append((f"intervals[{index}]", interval, "must be <n><s|m|h|d> within 1s..1d"))
         if not 0 <= self.top_every_ms <= 86_400_000:
             problems.append(("top_every_ms", self.top_every_ms, "must be within 0..86400000"))
+        if not 0 <= self.summary_every_ms <= 60_000:
+            problems.append(("summary_every_ms", self.summary_every_ms, "must be within 0..60000"))
         if not 1 <= self.max_buffered_deltas <= 1_000_000:
             problems.append(("max_buffered_deltas", self.max_buffered_deltas, "must be within 1..1000000"))
         if not 1024 <= self.max_ticks <= 1 << 24:

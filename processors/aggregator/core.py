@@ -1,4 +1,5 @@
-"""The aggregator's core: trades to bars, book snapshots and deltas to book tops, bad input to dead letters.
+"""The aggregator's core: trades to bars and trade summaries, book snapshots and deltas to book tops, bad
+input to dead letters.
 
 `handle(state, event) -> list[Event]` is deterministic and does no I/O and reads no clock. The
 candle part is a pure decide/evolve pair (candles.py); the books are numpy arrays updated in
@@ -23,29 +24,32 @@ from processors.aggregator.book import L2Book, Status, imbalance, top_of_book
 from processors.aggregator.book_events import from_scaled
 from processors.aggregator.config import AggregatorConfig, interval_to_ns
 from processors.aggregator.sync import BookSync, on_delta, on_snapshot
+from processors.aggregator.tape import Tape, on_time, on_trade
 from processors.fold import step
 
 SOURCE = "aggregator"
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
-STATE_VERSION = 1
-# Trades make bars, depth makes books and tops.
+STATE_VERSION = 2         # 2: the trade tape (summaries)
+# Trades make bars and summaries, depth makes books and tops.
 SUBSCRIPTIONS = ("sq.md.trade.>", "sq.md.book.>")
 
 
 @dataclass
 class AggregatorState:
-    """Candle states per (venue, symbol, interval), books per (venue, symbol), last top time per book."""
+    """Candle states per (venue, symbol, interval), books per (venue, symbol), last top time per book, the tape."""
 
     config: AggregatorConfig
     candles: dict[tuple[str, str, str], candles.CandleState] = field(default_factory=dict)
     books: dict[tuple[str, str], BookSync] = field(default_factory=dict)
     last_top_ts: dict[tuple[str, str], int] = field(default_factory=dict)
+    tape: Tape = field(default_factory=lambda: Tape(every_ns=0))
 
 
 def initial_state(config: AggregatorConfig) -> AggregatorState:
     """An empty state for a validated config."""
-    return AggregatorState(config=config.validate())
+    config = config.validate()
+    return AggregatorState(config=config, tape=Tape(every_ns=config.summary_every_ms * 1_000_000))
 
 
 def _dead_letter(event: Event, reason: str) -> DeadLetter:
@@ -115,12 +119,14 @@ def _on_book_event(state: AggregatorState, event: BookSnapshot | BookDelta) -> l
 
 
 def handle(state: AggregatorState, event: Event) -> list[Event]:
-    """The events `event` leads to (bars, book tops, dead letters); `state` is updated in place."""
+    """The events `event` leads to (bars, trade summaries, book tops, dead letters); `state` is updated in place."""
     match event:
-        case Trade() | TimerFired():
+        case Trade():
+            return _on_candle_event(state, event) + on_trade(state.tape, event)
+        case TimerFired():
             return _on_candle_event(state, event)
         case BookSnapshot() | BookDelta():
-            return _on_book_event(state, event)
+            return _on_book_event(state, event) + on_time(state.tape, event.ts)
     return []
 
 

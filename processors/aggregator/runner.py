@@ -41,12 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--intervals", default="1m", help="bar intervals, comma-separated, e.g. 1s,1m,1h")
     parser.add_argument("--top-every-ms", type=int, default=0,
                         help="at most one BookTop per symbol per this many ms of event time (0: every update)")
+    parser.add_argument("--summary-every-ms", type=int, default=50,
+                        help="at most one TradeSummary per symbol per this many ms of event time (0: one per trade)")
 
 
 def main(args: argparse.Namespace) -> int:
     """Validate the options and aggregate until SIGINT/SIGTERM; exit 2 naming every bad field."""
     try:
-        config = msgspec.convert({"intervals": tuple(args.intervals.split(",")), "top_every_ms": args.top_every_ms},
+        config = msgspec.convert({"intervals": tuple(args.intervals.split(",")), "top_every_ms": args.top_every_ms,
+                                  "summary_every_ms": args.summary_every_ms},
                                  AggregatorConfig).validate()
     except (msgspec.ValidationError, ConfigError) as exc:
         print(f"aggregator: {exc}", file=sys.stderr)

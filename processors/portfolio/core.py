@@ -7,7 +7,7 @@ Inputs and outputs:
   like any other intent), or a DeadLetter naming why the rebalance could not be sized;
 - ExecutionReport, OrderIntent, RiskDecision, ChildOrder, CancelIntent → positions (the shared
   `processors.positions` book) and P&L attribution by symbol and strategy tag;
-- Trade / BookTop → marks (last trade; mid of the top when both sides are present).
+- TradeSummary (or a single Trade) / BookTop → marks (last trade; mid of the top when both sides are present).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from events._base import Event
 from events.audit import DeadLetter
 from events.codec import encode
 from events.ids import derived_id
-from events.market import BookTop, Trade
+from events.market import BookTop, Trade, TradeSummary
 from events.portfolio import TargetWeightsSet, VenuePositionsReported
 from events.subjects import subject_for
 from events.trading import ExecutionReport, OrderIntent, ParentOrderCompleted, RiskDecision
@@ -36,8 +36,8 @@ ZERO = Decimal(0)
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
 STATE_VERSION = 2  # 2: the book keeps the shared order model (processors.orders)
-# Targets, fills and venue positions from the order path; marks from trades and book tops.
-SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.trade.>", "sq.md.top.>")
+# Targets, fills and venue positions from the order path; marks from trade summaries and book tops.
+SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.summary.>", "sq.md.top.>")
 
 
 class PortfolioConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -128,7 +128,7 @@ def decide(state: PortfolioState, event: object) -> list[Event]:
 def evolve(state: PortfolioState, event: object) -> PortfolioState:
     """Fold one event into positions, marks and attribution."""
     match event:
-        case Trade(symbol=symbol, price=price):
+        case Trade(symbol=symbol, price=price) | TradeSummary(symbol=symbol, price=price):
             state.marks[symbol] = price
         case BookTop(symbol=symbol, bid_price=bid, ask_price=ask) if bid is not None and ask is not None:
             state.marks[symbol] = EXACT.divide(EXACT.add(bid, ask), Decimal(2))

@@ -8,8 +8,9 @@ back from the bus later; applying them twice changes nothing).
 
 Inputs and outputs:
 - OrderIntent → RiskDecision naming every failed check;
-- Trade / BookTop → reference prices; a move over `breaker_move_bps` within `breaker_window_s`
-  → CircuitBreakerTripped(price_move); a mark that takes an account's day loss over
+- TradeSummary (the aggregator's conflated trades; a single Trade is handled alike) / BookTop →
+  reference prices; a move over `breaker_move_bps` within `breaker_window_s`, between a summary's
+  extremes and the window's → CircuitBreakerTripped(price_move); a mark that takes an account's day loss over
   `max_daily_loss` → TradingStateChanged(REDUCING);
 - ExecutionReport → positions, open orders, working children; `error_burst_count` venue rejects
   of a symbol within `error_burst_window_s` → CircuitBreakerTripped(error_burst); a fill that takes
@@ -37,7 +38,7 @@ from events.control import (
     TradingStateChanged,
 )
 from events.ids import derived_id
-from events.market import BookTop, Trade
+from events.market import BookTop, Trade, TradeSummary
 from events.subjects import subject_for
 from events.trading import (
     CancelIntent,
@@ -63,8 +64,9 @@ ROLE_DEAD_LETTER = "dead-letter"
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
 STATE_VERSION = 3  # 3: the book keeps the shared order model (processors.orders)
-# Everything on the order path, and the trades and book tops that price it (collars, marks).
-SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.trade.>", "sq.md.top.>")
+# Everything on the order path, and the trade summaries and book tops that price it (collars, marks): not
+# every trade, so a flood on one symbol costs risk at most one summary per cadence.
+SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.summary.>", "sq.md.top.>")
 
 
 # --- decide ---------------------------------------------------------------------------------------
@@ -135,7 +137,12 @@ def _halted(state: RiskState, symbol: str, ts: int) -> bool:
     return halt is not None and halt.active(ts)
 
 
-def decide_trade(state: RiskState, trade: Trade) -> list[Event]:
+def _extremes(trade: Trade | TradeSummary) -> tuple[Decimal, Decimal]:
+    """The lowest and highest price of a trade (its price) or of a summary of trades."""
+    return (trade.price, trade.price) if isinstance(trade, Trade) else (trade.low, trade.high)
+
+
+def decide_trade(state: RiskState, trade: Trade | TradeSummary) -> list[Event]:
     """Price-move breaker and marks for the daily loss."""
     out: list[Event] = []
     limits = state.limits_for(None, trade.symbol)
@@ -144,10 +151,10 @@ def decide_trade(state: RiskState, trade: Trade) -> list[Event]:
     if move is not None and market is not None and not _halted(state, trade.symbol, trade.ts):
         found = market.range_since(trade.ts - limits.breaker_window_ns)
         if found is not None:
-            low, high = found
-            price = trade.price
-            if price > low * (1 + move) or price < high * (1 - move):
-                base = low if price > low * (1 + move) else high
+            lowest, highest = _extremes(trade)
+            low, high = min(found[0], lowest), max(found[1], highest)
+            if highest > low * (1 + move) or lowest < high * (1 - move):
+                price, base = (highest, low) if highest > low * (1 + move) else (lowest, high)
                 bps = round(abs(price - base) / base * 10_000, 2)
                 until = trade.ts + limits.breaker_cooldown_ns if limits.breaker_cooldown_ns else None
                 out.append(_trip(trade.symbol, "price_move",
@@ -220,7 +227,7 @@ def decide(state: RiskState, event: object) -> list[Event]:
             if state.decided(event):
                 return []                          # redelivered: decided once already
             return [decide_intent(state, event)]
-        case Trade():
+        case Trade() | TradeSummary():
             return decide_trade(state, event)
         case BookTop():
             return decide_book_top(state, event)
@@ -291,12 +298,13 @@ def evolve(state: RiskState, event: object) -> RiskState:
             # The schedule and the router's completion end an order by the shared rule (processors.orders),
             # so an order whose schedule ran out stops counting as open, as it stops working.
             evolve_book(state.book, event)
-        case Trade(symbol=symbol, price=price):
+        case Trade(symbol=symbol, price=price) | TradeSummary(symbol=symbol, price=price):
             market = state.market(symbol)
             market.set_last(price)
             limits = state.limits_for(None, symbol)
             if limits.breaker_move is not None:
-                market.add_trade(event.ts, price, limits.breaker_window_ns)
+                for extreme in _extremes(event):
+                    market.add_trade(event.ts, extreme, limits.breaker_window_ns)
         case BookTop(symbol=symbol):
             market = state.market(symbol)
             market.set_top(event.bid_price, event.ask_price)

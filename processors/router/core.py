@@ -10,7 +10,7 @@ Inputs and what they cause:
   (MARKET and LIMIT are one slice; TWAP equal slices over the duration, optionally jittered;
   VWAP slices sized by the historical volume curve from Bar events, TWAP when there is none;
   POV children whenever the filled quantity falls behind `rate` × market volume since start);
-- TimerFired, Trade, BookTop, Bar → time moves on; every slice that became due is sent. A
+- TimerFired, TradeSummary (the aggregator's conflated trades; a single Trade alike), BookTop, Bar → time moves on; every slice that became due is sent. A
   slice sends what the cumulative schedule asks for minus what is filled or still working, so
   an IOC slice's unfilled rest is carried into the next slice;
 - ExecutionReport → fills; a ParentOrderCompleted (with TCA) when the parent is filled, or
@@ -31,7 +31,7 @@ from decimal import Decimal
 from events._base import Event
 from events.control import KillSwitchEngaged, KillSwitchReleased, TimerFired
 from events.ids import derived_id
-from events.market import Bar, BookTop, Trade
+from events.market import Bar, BookTop, Trade, TradeSummary
 from events.trading import (
     CancelIntent,
     ChildCancel,
@@ -61,7 +61,7 @@ ROLE_SCHEDULED = "parent-scheduled"
 STATE_VERSION = 2  # 2: a parent is the shared order model (processors.orders)
 # Parents and their children, the kill switch, its timer, and the market it schedules against.
 SUBSCRIPTIONS = ("sq.ord.intent.>", "sq.ord.cancel.>", "sq.risk.decision.>", "sq.exec.child.>", "sq.exec.report.>",
-                 "sq.ctl.killswitch.>", "sq.ctl.timer.>", "sq.md.trade.>", "sq.md.top.>", "sq.md.bar.>")
+                 "sq.ctl.killswitch.>", "sq.ctl.timer.>", "sq.md.summary.>", "sq.md.top.>", "sq.md.bar.>")
 
 
 def event_time(event: object) -> int:
@@ -135,9 +135,20 @@ def parent_of(plan: ParentOrderScheduled) -> ParentOrder:
         stopping=plan.stopping)
 
 
-def _counts(parent: ParentOrder, trade: Trade) -> bool:
-    """Does this market trade count towards the parent's observed volume and interval VWAP?"""
-    return trade.symbol == parent.symbol and trade.venue in parent.sources and trade.ts >= parent.start_ts
+def _counts(parent: ParentOrder, trade: Trade | TradeSummary) -> bool:
+    """Do these market trades count towards the parent's observed volume and interval VWAP?
+
+    A summary counts only when its first trade is at or after the parent's start: one that straddles the
+    start is left out whole (at most one cadence of volume), so POV never trades on volume before it began.
+    """
+    first = trade.ts if isinstance(trade, Trade) else trade.first_ts
+    return trade.symbol == parent.symbol and trade.venue in parent.sources and first >= parent.start_ts
+
+
+def _volume(trade: Trade | TradeSummary) -> tuple[Decimal, Decimal]:
+    """Quantity and notional of a trade, or of the trades a summary holds."""
+    return (trade.quantity, trade.price * trade.quantity) if isinstance(trade, Trade) \
+        else (trade.volume, trade.quote_volume)
 
 
 def _pov_quantity(parent: ParentOrder, extra_volume: Decimal) -> Decimal:
@@ -167,7 +178,7 @@ def _slice_due(parent: ParentOrder, now: int) -> tuple[Decimal, int]:
 
 
 def _work(state: RouterState, parent: ParentOrder, now: int, cause: Event, out: list[Event],
-          latest: BookTop | Trade | None = None, extra_volume: Decimal = ZERO) -> None:
+          latest: BookTop | Trade | TradeSummary | None = None, extra_volume: Decimal = ZERO) -> None:
     """Append the child the parent should send at `now`, if any."""
     if parent.stopping is not None or state.is_killed(parent.account):
         return
@@ -274,11 +285,11 @@ def decide(state: RouterState, event: object) -> list[Event]:
             for parent, reason in _stops(state, event):
                 if parent.stopping is None:
                     _stop(state, parent, reason, event, now, out)
-        case TimerFired() | Trade() | BookTop() | Bar():
+        case TimerFired() | Trade() | TradeSummary() | BookTop() | Bar():
             now = max(state.now, event_time(event))
-            latest = event if isinstance(event, Trade | BookTop) else None
+            latest = event if isinstance(event, Trade | TradeSummary | BookTop) else None
             for parent in state.parents.values():
-                extra = event.quantity if isinstance(event, Trade) and _counts(parent, event) else ZERO
+                extra = _volume(event)[0] if isinstance(event, Trade | TradeSummary) and _counts(parent, event) else ZERO
                 _work(state, parent, now, event, out, latest, extra)
     return out
 
@@ -374,11 +385,11 @@ def evolve(state: RouterState, event: object) -> RouterState:
                 state.killed.clear()
             else:
                 state.killed.discard(account)
-        case Trade():
+        case Trade() | TradeSummary():
             state.market.apply(event)
             for parent in state.parents.values():
                 if _counts(parent, event):
-                    parent.add_trade(event.price, event.quantity)
+                    parent.add_trade(*_volume(event))
         case BookTop():
             state.market.apply(event)
         case Bar(interval=interval):

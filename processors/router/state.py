@@ -62,10 +62,10 @@ class ParentOrder(Order, kw_only=True):
         apply(self, report)
         return True
 
-    def add_trade(self, price: Decimal, quantity: Decimal) -> None:
-        """Count a market trade in the interval VWAP and the observed volume."""
+    def add_trade(self, quantity: Decimal, notional: Decimal) -> None:
+        """Count market trades (their quantity and notional) in the interval VWAP and the observed volume."""
         self.market_volume += quantity
-        self.market_notional += price * quantity
+        self.market_notional += notional
 
 
 @dataclass

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from events.market import BookTop, Trade
+from events.market import BookTop, Trade, TradeSummary
 from events.trading import Side
 from processors.router.config import RouterConfig, VenueSpec
 
@@ -40,28 +40,28 @@ class Quote:
 
 @dataclass
 class MarketView:
-    """Latest book top and last trade per (market venue, symbol), from BookTop and Trade events."""
+    """Latest book top and last trade per (market venue, symbol), from BookTop and TradeSummary (or Trade) events."""
 
     quotes: dict[Key, Quote] = field(default_factory=dict)
     last_trades: dict[Key, tuple[Decimal, int]] = field(default_factory=dict)
 
-    def apply(self, event: BookTop | Trade) -> None:
-        """Take in a book top or a trade."""
+    def apply(self, event: BookTop | Trade | TradeSummary) -> None:
+        """Take in a book top, a trade or a summary of trades."""
         match event:
             case BookTop(venue=venue, symbol=symbol):
                 self.quotes[(venue, symbol)] = Quote(event.bid_price, event.ask_price, event.ts)
-            case Trade(venue=venue, symbol=symbol):
+            case Trade(venue=venue, symbol=symbol) | TradeSummary(venue=venue, symbol=symbol):
                 self.last_trades[(venue, symbol)] = (event.price, event.ts)
 
-    def quote(self, key: Key, latest: BookTop | Trade | None = None) -> Quote | None:
+    def quote(self, key: Key, latest: BookTop | Trade | TradeSummary | None = None) -> Quote | None:
         """The quote for `key`, with `latest` (an event not yet applied) taking precedence."""
         if isinstance(latest, BookTop) and (latest.venue, latest.symbol) == key:
             return Quote(latest.bid_price, latest.ask_price, latest.ts)
         return self.quotes.get(key)
 
-    def last_trade(self, key: Key, latest: BookTop | Trade | None = None) -> tuple[Decimal, int] | None:
+    def last_trade(self, key: Key, latest: BookTop | Trade | TradeSummary | None = None) -> tuple[Decimal, int] | None:
         """The last trade price and time for `key`, with `latest` taking precedence."""
-        if isinstance(latest, Trade) and (latest.venue, latest.symbol) == key:
+        if isinstance(latest, Trade | TradeSummary) and (latest.venue, latest.symbol) == key:
             return latest.price, latest.ts
         return self.last_trades.get(key)
 
@@ -85,7 +85,7 @@ def candidates(config: RouterConfig, symbol: str, venue: str | None) -> list[Ven
 
 
 def _choice(config: RouterConfig, spec: VenueSpec, market: MarketView, symbol: str, side: Side,
-            limit: Decimal | None, latest: BookTop | Trade | None) -> Choice:
+            limit: Decimal | None, latest: BookTop | Trade | TradeSummary | None) -> Choice:
     key = (spec.source, symbol)
     quote = market.quote(key, latest)
     touch = None if quote is None else (quote.ask if side == "BUY" else quote.bid)
@@ -103,7 +103,7 @@ def _choice(config: RouterConfig, spec: VenueSpec, market: MarketView, symbol: s
 
 
 def rank_venues(config: RouterConfig, market: MarketView, symbol: str, side: Side, limit: Decimal | None,
-                *, venue: str | None = None, latest: BookTop | Trade | None = None) -> list[Choice]:
+                *, venue: str | None = None, latest: BookTop | Trade | TradeSummary | None = None) -> list[Choice]:
     """Candidate venues best first (see the module docstring for the ranking)."""
     choices = [_choice(config, spec, market, symbol, side, limit, latest)
                for spec in candidates(config, symbol, venue)]

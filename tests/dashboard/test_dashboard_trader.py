@@ -15,6 +15,7 @@ from events import BookSnapshot, BookTop, Trade, derived_id, free_port
 from events.process import bound_port, start_service_http
 from gateway.server import start_gateway
 from gateway.state import ReadinessConfig
+from processors.aggregator.tape import summarise
 from processors.runtime import host_details
 from tests.conftest import eventually
 from tests.dashboard.cdp import Page
@@ -48,7 +49,8 @@ async def served_with_probes(stack: Stack) -> AsyncIterator[Served]:  # `stack` 
 
 
 async def _deep_market(stack: Stack) -> None:
-    """A twelve-level XYZ book, its top and a trade at 10.00, applied by every in-process processor."""
+    """A twelve-level XYZ book, its top and a trade at 10.00 (with the aggregator's summary of it, which risk, the
+    router and the projections read), applied by every in-process processor."""
     now = time.time_ns()
     book = BookSnapshot(id=derived_id("BINANCE:XYZ", "deep-snapshot", now), ts=now, venue="BINANCE", symbol="XYZ",
                         last_update_id=500, bids=BIDS, asks=ASKS)
@@ -58,7 +60,7 @@ async def _deep_market(stack: Stack) -> None:
     trade = Trade(id=derived_id("BINANCE:XYZ", "deep-trade", now), ts=now, venue="BINANCE", symbol="XYZ",
                   price=D("10.00"), quantity=D("3"))
     before = {name: host.applied for name, host in stack.hosts.items()}
-    await stack.bus.publish_batch([book, top, trade])
+    await stack.bus.publish_batch([book, top, trade, summarise(trade)])
     await eventually(lambda: all(host.applied >= before[name] + 2 for name, host in stack.hosts.items()),
                      message="market data applied by every processor")
 

@@ -24,6 +24,7 @@ from events.market import BookTop
 from gateway.app import create_app
 from gateway.state import Gateway, GatewayConfig
 from gateway.users import User
+from processors.aggregator.tape import summarise
 from projections.service import Projections
 from tests.gateway.conftest import PASSWORD
 
@@ -49,8 +50,8 @@ def _sample_events() -> list[object]:
                            account="ACC1", venue="SIM", symbol="BTCUSDT", side="BUY", status="FILLED",
                            last_quantity=Decimal("0.5"), last_price=Decimal("100.25"), cum_quantity=Decimal("0.5"),
                            fee=Decimal("0.01"), liquidity="TAKER")
-    trade = Trade(id=new_event_id(), ts=now + 2, venue="SIM", symbol="BTCUSDT", price=Decimal("101"),
-                  quantity=Decimal("0.1"))
+    trade = summarise(Trade(id=new_event_id(), ts=now + 2, venue="SIM", symbol="BTCUSDT", price=Decimal("101"),
+                            quantity=Decimal("0.1")))           # the aggregator's summary: what projections mark from
     bar = Bar(id=new_event_id(), ts=now + 3, venue="SIM", symbol="BTCUSDT", interval="1m", open_time=now,
               open=Decimal("100"), high=Decimal("102"), low=Decimal("99.5"), close=Decimal("101"),
               volume=Decimal("3.2"), trade_count=7)

@@ -20,6 +20,7 @@ from events.process import bound_port, start_service_http
 from gateway.app import create_app
 from gateway.readiness import parse_market, parse_service
 from gateway.state import Gateway, GatewayConfig, ReadinessConfig
+from processors.aggregator.tape import summarise
 from projections.service import Projections
 from tests.conftest import eventually
 
@@ -85,8 +86,8 @@ async def test_readyz_when_markets_and_services_are_missing_then_503_naming_each
     await bus.publish(_top("AAAUSDT", "1.0", "1.1"))
     await bus.publish(_top("BBBUSDT", "2.0", None))
     now = time.time_ns()
-    await bus.publish(Trade(id=derived_id("trade:B", "t", now), ts=now, venue="binance", symbol="BBBUSDT",
-                            price=Decimal("2.0"), quantity=Decimal(1)))
+    await bus.publish(summarise(Trade(id=derived_id("trade:B", "t", now), ts=now, venue="binance",
+                                      symbol="BBBUSDT", price=Decimal("2.0"), quantity=Decimal(1))))
 
     async def only_b_book_and_a_trade_missing() -> bool:
         _, body = await _readyz(served.client)
@@ -99,8 +100,8 @@ async def test_readyz_when_markets_and_services_are_missing_then_503_naming_each
 
     await bus.publish(_top("BBBUSDT", "2.0", "2.1"))
     now = time.time_ns()
-    await bus.publish(Trade(id=derived_id("trade:A", "t", now), ts=now, venue="binance", symbol="AAAUSDT",
-                            price=Decimal("1.05"), quantity=Decimal(1)))
+    await bus.publish(summarise(Trade(id=derived_id("trade:A", "t", now), ts=now, venue="binance", symbol="AAAUSDT",
+                            price=Decimal("1.05"), quantity=Decimal(1))))
     served.service_ready[0] = True
 
     async def ready() -> bool:

@@ -19,6 +19,7 @@ import pytest
 from events import BookSnapshot, BookTop, Broker, Bus, Trade, derived_id
 from events.subjects import STREAM_MD, STREAM_TRADING
 from gateway.users import UserStore
+from processors.aggregator.tape import summarise
 from processors.host import ProcessorHost
 from processors.risk import Limits, LimitsFile, RiskState
 from processors.risk import decide as risk_decide
@@ -162,7 +163,7 @@ def processes(broker: Broker, tmp_path: Path) -> Iterator[ProcessStack]:
 
 
 async def publish_market(bus: Bus, now: int, hosts: dict[str, ProcessorHost[Any]] | None = None) -> None:
-    """Quote XYZ on BINANCE at 9.99 / 10.01 (500 each side) with a trade at 10.00, and wait until every
+    """Quote XYZ on BINANCE at 9.99 / 10.01 (500 each side) with a trade at 10.00 (and its summary), and wait until every
     given in-process host applied it: market data and orders travel on different streams, so a
     trader's first order should not race the market it prices against."""
     book = BookSnapshot(id=derived_id("BINANCE:XYZ", "snapshot", now), ts=now, venue="BINANCE", symbol="XYZ",
@@ -175,6 +176,7 @@ async def publish_market(bus: Bus, now: int, hosts: dict[str, ProcessorHost[Any]
                   price=Decimal("10.00"), quantity=Decimal("3"))
     hosts = hosts or {}
     before = {name: host.applied for name, host in hosts.items()}
-    await bus.publish_batch([book, top, trade])
+    # The summary the aggregator would publish for the trade (risk, the router and portfolio read those).
+    await bus.publish_batch([book, top, trade, summarise(trade)])
     await eventually(lambda: all(host.applied >= before[name] + 2 for name, host in hosts.items()),
                      message="market data applied by every processor")

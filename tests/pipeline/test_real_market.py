@@ -9,6 +9,11 @@ The recording is from October 2021, so the router's clock must be event time, no
 clock: instead of the wall-clock ticker the test publishes the router's `TimerFired` at each
 slice time, after the recording up to that time has been replayed and applied by every core.
 That makes the book each child meets the one rebuilt by hand from the same records.
+
+Risk and the router read the aggregator's trade summaries, not each trade: a `tape` host runs that part
+of the aggregator (`processors.aggregator.tape`, at `sq up`'s 50 ms cadence), and the test folds the same
+records through the same tape to know which summaries each core must have applied, and which make the
+interval VWAP.
 """
 
 from __future__ import annotations
@@ -24,11 +29,12 @@ from typing import Any
 import pytest
 
 from events import Bus, OrderIntent, TwapAlgo, intent_id_for
-from events.market import BookDelta, BookSnapshot, BookTop, Trade
-from events.subjects import subject_for
+from events.market import BookDelta, BookSnapshot, BookTop, Trade, TradeSummary
+from events.subjects import subject_for, subscribed
 from events.trading import ChildOrder, ExecutionReport, ParentOrderCompleted, RiskDecision
 from processors.aggregator.book import levels
 from processors.aggregator.sync import BookSync, on_delta, on_snapshot
+from processors.aggregator.tape import Tape, on_time, on_trade
 from processors.connector.recordings import Record, read_bytes, read_records
 from processors.connector.replay import replay
 from processors.host import ProcessorHost
@@ -47,6 +53,14 @@ EXECUTION = REPO_ROOT / "gateway" / "defaults" / "execution.toml"
 SYMBOL = "NKNUSDT"
 NS = 1_000_000_000
 QUANTITY = Decimal(400)
+SUMMARY_EVERY_NS = 50_000_000                   # `sq processor aggregator`'s default cadence
+
+
+def _tape(tape: Tape, event: Any) -> list[TradeSummary]:
+    """What the aggregator's tape publishes on `event` (a trade folds in; any market event moves time on)."""
+    if isinstance(event, Trade):
+        return on_trade(tape, event)
+    return on_time(tape, event.ts) if isinstance(event, BookSnapshot | BookDelta) else []
 DURATION_S, SLICES = 20, 4
 
 
@@ -59,6 +73,9 @@ class MarketStack:
     projections: Projections
     hosts: dict[str, ProcessorHost[Any]] = field(default_factory=dict)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    # The same tape as the `tape` host's, folded here over the same records: the summaries it published.
+    tape: Tape = field(default_factory=lambda: Tape(every_ns=SUMMARY_EVERY_NS))
+    summaries: list[TradeSummary] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -77,6 +94,10 @@ async def market_stack(bus: Bus, tmp_path: Path) -> AsyncIterator[MarketStack]:
                                                   wanted=core.wanted, apply_outputs=True)
         stack.hosts[name] = host
         stack.tasks.append(asyncio.create_task(host.run(stack.stop)))
+    stack.hosts["tape"] = ProcessorHost(name="tape", bus=bus, wal_root=tmp_path / "wal", streams=STREAMS,
+                                        state=Tape(every_ns=SUMMARY_EVERY_NS), decide=_tape, evolve=lambda tape, _: tape,
+                                        wanted=subscribed(("sq.md.trade.>", "sq.md.book.>")))
+    stack.tasks.append(asyncio.create_task(stack.hosts["tape"].run(stack.stop)))
     stack.tasks.append(asyncio.create_task(stack.projections.follow(bus, stack.stop)))
     await eventually(lambda: all(h.caught_up.is_set() for h in stack.hosts.values())
                      and stack.projections.caught_up.is_set(), message="stack caught up")
@@ -105,9 +126,13 @@ def _cut(records: Sequence[Record], done: int, ts: int, snapshots: int) -> int:
 
 
 async def _replay_applied(stack: MarketStack, records: Sequence[Record]) -> None:
-    """Replay records flat out and wait until every core has applied each one it reads."""
+    """Replay records flat out and wait until every core has applied each one it reads, and each trade
+    summary the tape publishes on them."""
     before = {name: host.applied for name, host in stack.hosts.items()}
-    expected = {name: sum(1 for r in records if host.wanted is None or host.wanted(subject_for(r.event)))
+    summaries = [summary for r in records for summary in _tape(stack.tape, r.event)]
+    stack.summaries += summaries
+    expected = {name: sum(1 for e in [*(r.event for r in records), *summaries]
+                          if host.wanted is None or host.wanted(subject_for(e)))
                 for name, host in stack.hosts.items()}
     stats = await replay(stack.bus, records, speed=0, source="test-replay", name="binance")
     assert stats.published == len(records)
@@ -170,7 +195,7 @@ async def test_twap_on_replayed_binance_recording_is_sliced_on_schedule_filled_a
         books.append(_book_asks(records[:done]))
         await stack.bus.publish(timer_event("router", due))
         await eventually(functools.partial(child_filled, index), timeout=20, message=f"slice {index} filled")
-    seen_while_working = records[:done]
+    seen_while_working = list(stack.summaries)
     await _replay_applied(stack, records[done:])
 
     def completed() -> list[ParentOrderCompleted]:
@@ -220,11 +245,11 @@ async def test_twap_on_replayed_binance_recording_is_sliced_on_schedule_filled_a
     assert done_event.average_price == average.quantize(Decimal("1E-10"))
     assert done_event.fees == fees
     assert done_event.shortfall_bps == ((average - arrival) / arrival * 10_000).quantize(Decimal("0.0001"))
-    # The NKNUSDT trades the router saw while the order worked make the interval VWAP.
-    trades = [r.event for r in seen_while_working if isinstance(r.event, Trade) and r.event.symbol == SYMBOL
-              and start <= r.event.ts]
-    volume = sum((t.quantity for t in trades), Decimal(0))
+    # The NKNUSDT trades the router saw while the order worked make the interval VWAP: those of the summaries
+    # published then whose first trade came at or after the start.
+    summaries = [s for s in seen_while_working if s.symbol == SYMBOL and start <= s.first_ts]
+    volume = sum((s.volume for s in summaries), Decimal(0))
     assert volume > 0 and done_event.market_volume == volume
-    vwap = sum((t.price * t.quantity for t in trades), Decimal(0)) / volume
+    vwap = sum((s.quote_volume for s in summaries), Decimal(0)) / volume
     assert done_event.interval_vwap == vwap.quantize(Decimal("1E-10"))
     assert done_event.vwap_slippage_bps == ((average - vwap) / vwap * 10_000).quantize(Decimal("0.0001"))

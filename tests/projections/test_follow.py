@@ -6,15 +6,17 @@ import asyncio
 from decimal import Decimal as D
 from pathlib import Path
 
-from events import Bus, Trade, new_event_id
+from events import Bus, Trade, TradeSummary, new_event_id
+from processors.aggregator.tape import summarise
 from projections.checkpoint import load_checkpoint
 from projections.service import Projections
 from tests.conftest import eventually
 
 
-def _trade(price: str) -> Trade:
-    return Trade(id=new_event_id(), ts=1_700_000_000_000_000_000, venue="SIM", symbol="XYZ", price=D(price),
-                 quantity=D("1"))
+def _trade(price: str) -> TradeSummary:
+    """What the aggregator publishes for a lone trade: projections mark from summaries, not from each trade."""
+    return summarise(Trade(id=new_event_id(), ts=1_700_000_000_000_000_000, venue="SIM", symbol="XYZ",
+                           price=D(price), quantity=D("1")))
 
 
 async def test_projections_keep_following_after_quiet_periods_and_checkpoint_what_they_saw(

@@ -9,9 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events.codec import encode
+from events.subjects import subscribed
 from processors.snapshots import encode_snapshot, state_digest
 from projections.ladder import Ladder
-from projections.service import STREAMS
+from projections.service import STREAMS, SUBSCRIPTIONS
 from projections.state import ProjectionState, evolve
 from store import WalWriter
 from store.follow import history, last_recorded
@@ -32,9 +33,10 @@ def _write_wal(root: Path) -> None:
 
 
 def _rebuilt(wal_root: Path, ts: int) -> ProjectionState:
-    """Every event stored at or before ts, folded from the first record (what as_of used to do)."""
+    """Every event the projections read stored at or before ts, folded from the first record (what as_of used to do)."""
     state = ProjectionState()
-    for envelope in history(wal_root, STREAMS, {}, until=last_recorded(wal_root, STREAMS), source="test"):
+    for envelope in history(wal_root, STREAMS, {}, until=last_recorded(wal_root, STREAMS), source="test",
+                            wanted=subscribed(SUBSCRIPTIONS)):
         if envelope.stored_ts > ts:
             break
         evolve(state, envelope)
@@ -126,11 +128,12 @@ async def test_projections_without_a_wal_serve_what_the_broker_still_holds_and_s
     from decimal import Decimal as D
 
     from events import Trade, new_event_id
+    from processors.aggregator.tape import summarise
     from projections.service import Projections
     from tests.conftest import eventually
 
-    trades = [Trade(id=new_event_id(), ts=1_700_000_000_000_000_000 + i, venue="binance", symbol="XYZ",
-                    price=D(10 + i), quantity=D(1)) for i in range(10)]
+    trades = [summarise(Trade(id=new_event_id(), ts=1_700_000_000_000_000_000 + i, venue="binance", symbol="XYZ",
+                              price=D(10 + i), quantity=D(1))) for i in range(10)]
     await bus.publish_batch(trades)
     await bus.js.purge_stream("SQ_MD", keep=3)          # the broker's retention dropped the head
     projections = Projections(tmp_path / "no-wal", tmp_path / "checkpoints")

@@ -19,6 +19,7 @@ from events.trading import (
     RiskDecision,
     TwapAlgo,
 )
+from processors.aggregator.tape import summarise
 from store import WalWriter
 
 DAY = 86_400 * 10**9
@@ -79,10 +80,11 @@ def trading_events() -> list:
 
 
 def write_history(data_dir: Path, *, segment_size: int = 1 << 20) -> None:
-    """The trading history plus a market trade marking XYZ at 10.10 (for unrealized P&L)."""
+    """The trading history plus a market trade marking XYZ at 10.10 (for unrealized P&L), and its summary from
+    the aggregator (what the projections mark from)."""
     record(data_dir / "wal" / STREAM_TRADING.name, trading_events(), segment_size=segment_size)
     mark = Trade(id="m1", ts=T0 + 50, venue="BINANCE", symbol="XYZ", price=D("10.10"), quantity=D(1))
-    record(data_dir / "wal" / STREAM_MD.name, [mark])
+    record(data_dir / "wal" / STREAM_MD.name, [mark, summarise(mark)])
 
 
 __all__ = ["DATE", "DAY", "T0", "record", "trading_events", "write_history"]

@@ -16,6 +16,7 @@ from events.subjects import STREAM_MD
 from gateway.app import create_app
 from gateway.state import Gateway, GatewayConfig
 from gateway.users import User
+from processors.aggregator.tape import summarise
 from projections.service import Projections
 from tests.reporting._wal import DATE, DAY, T0, record, write_history
 
@@ -34,9 +35,9 @@ class Served:
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     write_history(tmp_path)
-    # Marks on the next two days, so ACC1 has three daily P&L closes.
+    # Marks on the next two days (the aggregator's summaries of these trades), so ACC1 has three daily P&L closes.
     record(tmp_path / "wal" / STREAM_MD.name, [
-        Trade(id=f"m{i}", ts=T0 + i * DAY, venue="BINANCE", symbol="XYZ", price=D(p), quantity=D(1))
+        summarise(Trade(id=f"m{i}", ts=T0 + i * DAY, venue="BINANCE", symbol="XYZ", price=D(p), quantity=D(1)))
         for i, p in ((1, "10.30"), (2, "9.90"))])
     projections = Projections(tmp_path / "wal", tmp_path / "checkpoints")
     projections.load_and_catch_up()

@@ -13,6 +13,7 @@ from events.codec import encode
 from events.market import Trade
 from events.subjects import STREAM_MD, STREAM_TRADING, subject_for
 from events.trading import ExecutionReport
+from processors.aggregator.tape import summarise
 from store import WalWriter
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,8 +29,8 @@ def _record(directory: Path, events: list) -> None:
 
 
 def test_tearsheet_when_account_given_then_daily_returns_come_from_wal_pnl(tmp_path):
-    marks = [Trade(id=f"t{i}", ts=T0 + i * DAY + 10, venue="SIM", symbol="AAA", price=D(p), quantity=D(1))
-             for i, p in enumerate(("100", "105", "98"))]
+    marks = [summarise(Trade(id=f"t{i}", ts=T0 + i * DAY + 10, venue="SIM", symbol="AAA", price=D(p), quantity=D(1)))
+             for i, p in enumerate(("100", "105", "98"))]     # the aggregator's summaries: what P&L marks use
     fill = ExecutionReport(id="x1", ts=T0 + 20, order_id="o1", child_id="c1", account="ACC1", venue="SIM",
                            symbol="AAA", side="BUY", status="FILLED", last_quantity=D(10), last_price=D(100),
                            cum_quantity=D(10), fee=D(1))

@@ -15,6 +15,7 @@ from events import (
     Limits,
     LimitsChanged,
     RiskDecision,
+    TradeSummary,
     TradingStateChanged,
     decode_for_subject,
     derived_id,
@@ -107,6 +108,34 @@ def test_trade_when_cooldown_over_then_symbol_trades_and_old_move_forgotten() ->
     run(state, trade("100", ts=T0), trade("110", ts=T0 + SECOND))
     assert run(state, trade("110", ts=T0 + 302 * SECOND)) == []
     assert decide(state, intent(ts=T0 + 301 * SECOND))[0].accepted
+
+
+def summary(low: str, high: str, last: str, ts: int) -> TradeSummary:
+    """What the aggregator publishes for a burst of BTCUSDT trades (risk reads these, not each trade)."""
+    return TradeSummary(id=f"summary-{ts}-{low}-{high}", ts=ts, venue="SIM", symbol="BTCUSDT", first_ts=ts - 40_000_000,
+                        price=Decimal(last), high=Decimal(high), low=Decimal(low), volume=Decimal(5), quote_volume=Decimal(5) * Decimal(last),
+                        trade_count=5)
+
+
+def test_summary_when_its_high_moved_over_limit_then_trips_though_its_last_price_came_back() -> None:
+    state = breaker_state()
+    assert run(state, summary("100", "100", "100", T0)) == []
+    (tripped,) = run(state, summary("101", "105.01", "101", T0 + SECOND))
+    assert isinstance(tripped, CircuitBreakerTripped)
+    assert tripped.detail == "price 105.01 moved 501.00 bps from 100 within 60 s, over limit 500 bps for BTCUSDT"
+
+
+def test_summary_extremes_stay_in_the_window_for_later_moves() -> None:
+    state = breaker_state()
+    run(state, summary("96", "100", "100", T0))                 # its low, not its last price, is the window's low
+    assert run(state, summary("100", "100.7", "100.7", T0 + SECOND)) == []
+    assert isinstance(run(state, summary("100", "100.81", "100.81", T0 + 2 * SECOND))[0], CircuitBreakerTripped)
+
+
+def test_summary_sets_the_last_price_marks_use() -> None:
+    state = breaker_state()
+    run(state, summary("99", "101", "100.5", T0))
+    assert state.markets["BTCUSDT"].last_trade == Decimal("100.5")
 
 
 def test_report_when_rejects_reach_burst_count_then_symbol_tripped() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from events import LimitAlgo, MarketAlgo, PovAlgo, TwapAlgo, VwapAlgo
+from events import LimitAlgo, MarketAlgo, PovAlgo, TradeSummary, TwapAlgo, VwapAlgo
 from processors.router.schedule import slice_times, split
 from tests.router.factories import (
     NS,
@@ -151,6 +151,26 @@ def test_pov_when_market_trades_then_children_keep_pace_with_the_rate_within_sli
     [done] = run.completions
     assert (done.status, done.filled_quantity, done.market_volume) == ("FILLED", D(50), D(680))
     assert done.participation == Decimal("0.073529")
+
+
+def _summary(first_ts: int, ts: int, *prints: tuple[str, str]) -> TradeSummary:
+    """The aggregator's summary of these (price, quantity) prints on mkt:XYZ (the router reads these live)."""
+    prices = [D(price) for price, _ in prints]
+    return TradeSummary(id=f"summary-{ts}", ts=ts, venue="mkt", symbol="XYZ", first_ts=first_ts, price=prices[-1],
+                        high=max(prices), low=min(prices), volume=sum((D(q) for _, q in prints), D(0)),
+                        quote_volume=sum((D(p) * D(q) for p, q in prints), D(0)), trade_count=len(prints))
+
+
+def test_pov_when_market_trades_come_as_summaries_then_their_volume_and_notional_count_exactly() -> None:
+    order = intent("p2", "10", algo=PovAlgo(rate=0.1, min_slice=D(1), max_slice=D(20)))
+    run = Pipeline.make().feed(DEEP_BOOK, order, accept(order))
+    run.feed(_summary(T0 - NS, T0 + NS, ("9", "1000")))          # began before the parent: not its volume
+    assert run.children == []
+    run.feed(_summary(T0 + NS, T0 + 2 * NS, ("10", "30"), ("11", "40")))    # volume 70 → target 7
+    run.feed(_summary(T0 + 3 * NS, T0 + 3 * NS, ("12", "30")))              # volume 100 → target 10
+    assert [c.quantity for c in run.children] == [D(7), D(3)]
+    [done] = run.completions
+    assert (done.market_volume, done.interval_vwap) == (D(100), (D(300) + D(440) + D(360)) / D(100))
 
 
 def test_intents_when_rejected_by_risk_then_no_children() -> None:
