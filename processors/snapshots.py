@@ -17,6 +17,7 @@ starts on a bad one.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 import hashlib
@@ -44,6 +45,8 @@ BUCKET = "sq-snapshots"
 FORMAT_VERSION = 1
 MAGIC = b"SQSNAP\x00\x01"
 KEEP = 2                            # slots per processor and partition: the newest and the one before
+READ_TIMEOUT_S = 10.0               # one read of a slot (a snapshot is a few MB at most, local to the broker)
+READ_ATTEMPTS = 3
 _LENGTH = struct.Struct("<I")
 _HASH_SIZE = 32
 
@@ -204,9 +207,10 @@ def object_name(processor: str, partition: str, slot: int) -> str:
 class SnapshotStore:
     """The `sq-snapshots` bucket as one processor partition sees it: newest valid snapshot in, new ones out."""
 
-    def __init__(self, bus: Bus, expected: Expected) -> None:
+    def __init__(self, bus: Bus, expected: Expected, *, read_timeout_s: float = READ_TIMEOUT_S) -> None:
         self.bus = bus
         self.expected = expected
+        self.read_timeout_s = read_timeout_s
         self._store: ObjectStore | None = None
 
     async def open(self) -> SnapshotStore:
@@ -226,15 +230,28 @@ class SnapshotStore:
     def _names(self) -> list[str]:
         return [object_name(self.expected.processor, self.expected.partition, slot) for slot in range(KEEP)]
 
+    async def _read(self, name: str) -> bytes:
+        """An object's bytes. nats-py reads the chunks of the version it looked up and waits for them without
+        end, so one replaced meanwhile (another instance's snapshot, say) would hang it: each read is bounded,
+        and a read that times out is tried again against the object's new version."""
+        assert self._store is not None, "open() first"
+        for attempt in range(READ_ATTEMPTS):
+            buffer = io.BytesIO()
+            try:
+                await asyncio.wait_for(self._store.get(name, writeinto=buffer), self.read_timeout_s)
+                return buffer.getvalue()
+            except TimeoutError:
+                log.warning("snapshot read timed out (replaced while read?)",
+                            extra={"processor": self.expected.processor, "snapshot": name, "attempt": attempt + 1})
+        raise InvalidSnapshot("object", f"not read within {self.read_timeout_s:g} s in {READ_ATTEMPTS} attempts")
+
     async def newest(self) -> tuple[SnapshotHeader, Any] | None:
         """The newest snapshot that passes every check, or None (each one skipped is logged and counted)."""
         assert self._store is not None, "open() first"
         best: tuple[SnapshotHeader, Any] | None = None
         for name in self._names():
             try:
-                buffer = io.BytesIO()
-                await self._store.get(name, writeinto=buffer)
-                header, state = decode_snapshot(buffer.getvalue(), self.expected)
+                header, state = decode_snapshot(await self._read(name), self.expected)
             except nats.js.errors.NotFoundError:
                 continue
             except (nats.js.errors.DigestMismatchError, nats.js.errors.BadObjectMetaError) as exc:
@@ -267,14 +284,10 @@ class SnapshotStore:
 
     async def get_raw(self, slot: int) -> bytes | None:
         """The bytes in a slot, unchecked, or None when empty."""
-        assert self._store is not None, "open() first"
         try:
-            buffer = io.BytesIO()
-            await self._store.get(object_name(self.expected.processor, self.expected.partition, slot),
-                                  writeinto=buffer)
+            return await self._read(object_name(self.expected.processor, self.expected.partition, slot))
         except nats.js.errors.ObjectNotFoundError:
             return None
-        return buffer.getvalue()
 
 
 __all__ = ["BUCKET", "FORMAT_VERSION", "Expected", "InvalidSnapshot", "SnapshotHeader", "SnapshotStore",
