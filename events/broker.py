@@ -14,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from events.partitions import mapping_config
 from events.process import die_with_parent
 
 READY_TIMEOUT_S = 20.0
@@ -85,8 +86,11 @@ class Broker:
             return self
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_path or self.store_dir / "nats-server.log"
+        # The subject mappings that add the partition token (events.partitions); flags below override the rest.
+        config = self.store_dir / "sq-mappings.conf"
+        config.write_text(mapping_config())
         command = [
-            find_nats_server(), "--jetstream", "--store_dir", str(self.store_dir),
+            find_nats_server(), "--config", str(config), "--jetstream", "--store_dir", str(self.store_dir),
             "--addr", self.host, "--port", str(self.port),
             "--http_port", str(self.monitor_port), "--server_name", self.server_name,
             "--log", str(log_path), *self.extra_args,

@@ -19,6 +19,7 @@ from events.control import (
 )
 from events.ids import intent_id_for
 from events.market import Bar, BookDelta, BookSnapshot, BookTop, Trade, TradeSummary
+from events.partitions import on_wire
 from events.portfolio import RebalanceProposed, ReconciliationBreak, TargetWeightsSet, VenuePositionsReported
 from events.subjects import CANCEL_PREFIX, INTENT_PREFIX, subject_for
 from events.trading import (
@@ -115,7 +116,9 @@ def decode_for_subject(subject: str, data: bytes | memoryview) -> AnyEvent:
     except (msgspec.DecodeError, ValueError, ArithmeticError) as exc:
         raise EventDecodeError(subject, str(exc) or type(exc).__name__) from exc
     expected = subject_for(event)
-    if expected != subject:
+    # The broker adds the account's bucket token to order-path subjects (events.partitions); a token that
+    # is not the account's own would put the order in another instance's share, so it is refused too.
+    if subject != expected and subject != on_wire(expected):
         raise EventDecodeError(subject, f"an event of type {type(event).__name__} with these fields belongs on {expected}")
     return event
 

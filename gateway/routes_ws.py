@@ -45,6 +45,7 @@ from nats.aio.subscription import Subscription
 from prometheus_client import Counter, Gauge
 
 from events.bus import Bus
+from events.partitions import plain
 from events.subjects import ALL_ACCOUNTS
 from gateway.auth import authenticate
 from gateway.routes_query import visible_accounts
@@ -247,6 +248,7 @@ class Fanout:
 
     def dispatch(self, subject: str, data: bytes) -> int:
         """Frame one bus message once and offer it to every client that wants it; returns how many."""
+        subject = plain(subject)       # clients see and match the subjects as published, without the bucket token
         tokens = tuple(subject.split("."))
         if len(tokens) < 3 or tokens[1] not in ALLOWED_KINDS or not self.clients:
             return 0

@@ -39,6 +39,7 @@ from events.consumer import Delivery, dead_letter
 from events.stopping import Stopped, unless_stopped
 from events.subjects import patterns_by_stream, subject_for, subscribed
 from processors.fold import step
+from processors.partition import Partition
 from processors.snapshots import FORMAT_VERSION, SNAPSHOT_AGE_EVENTS, SnapshotHeader, SnapshotStore, seal
 from store.follow import Envelope, HistoryGone, LiveFeed, SubjectFilter, history, last_recorded, recorded_ids
 
@@ -62,6 +63,11 @@ _CLOCK_SKEW_NS = 60 * 1_000_000_000
 _WAIT_LOG_S = 10.0
 
 
+def _both(first: SubjectFilter | None, second: SubjectFilter) -> SubjectFilter:
+    """A filter passing what both pass (`first` None passes everything)."""
+    return second if first is None else (lambda subject: first(subject) and second(subject))
+
+
 @dataclass
 class ProcessorHost(Generic[State]):
     """Feeds a core its streams (history, then live) and publishes what it decides."""
@@ -76,8 +82,11 @@ class ProcessorHost(Generic[State]):
     wanted: SubjectFilter | None = None
     # The subject patterns the core reads (its SUBSCRIPTIONS): the broker then delivers only those
     # (one filtered consumer per stream) and the WAL history is read through them. `wanted` may
-    # narrow further on the client (a partition's accounts).
+    # narrow further on the client.
     subscriptions: Sequence[str] | None = None
+    # This instance's share of the accounts: the broker delivers only its buckets of each order-path
+    # subject, and the WAL history and the plain (unbucketed) subjects are sorted by account here.
+    partition: Partition = field(default_factory=Partition)
     # Also evolve by each output at once (cores whose evolve is idempotent for their own outputs, such
     # as risk), so the next input sees them before they come back through the bus.
     apply_outputs: bool = False
@@ -111,10 +120,10 @@ class ProcessorHost(Generic[State]):
     _in_flight: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        if self.subscriptions is not None:
-            reads = subscribed(self.subscriptions)
-            narrower = self.wanted
-            self.wanted = reads if narrower is None else (lambda subject: reads(subject) and narrower(subject))
+        for narrower in (self.subscriptions is not None and subscribed(self.subscriptions),
+                         self.partition.count > 1 and self.partition.owns):
+            if narrower:
+                self.wanted = _both(self.wanted, narrower)
         # A copy, not the object: the core may change the state it is given in place.
         self._origin = pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -199,7 +208,8 @@ class ProcessorHost(Generic[State]):
         while True:
             positions = await self._catch_up_past_faults()
             await self._publish_recovered()
-            filters = None if self.subscriptions is None else patterns_by_stream(self.subscriptions, self.streams)
+            filters = (None if self.subscriptions is None
+                       else patterns_by_stream(self.partition.filters(self.subscriptions), self.streams))
             self._feed = LiveFeed(self.bus, self.streams, positions, source=self.name, wanted=self.wanted,
                                   filter_subjects=filters)
             try:

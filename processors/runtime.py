@@ -18,7 +18,7 @@ from events.process import add_service_arguments, start_service_http, stop_on_si
 from processors.host import ProcessorHost
 from processors.partition import Partition
 from processors.snapshots import Expected, SnapshotStore, state_digest
-from store.follow import HistoryGone, SubjectFilter
+from store.follow import HistoryGone
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, default_port: int, 
                              "(default 0/1: everything)")
 
 
-def partitioned(wanted: SubjectFilter | None, partition: Partition) -> SubjectFilter | None:
-    """The core's own subject filter narrowed to this instance's partition."""
-    if partition.count == 1:
-        return wanted
-    if wanted is None:
-        return partition.owns
-    return lambda subject: partition.owns(subject) and wanted(subject)
-
-
 def host_details(host: ProcessorHost[Any]) -> dict[str, Any]:
     """What a processor's /readyz adds: events applied and live events received but not yet applied."""
     # The live feed exists once the host has caught up from the WAL; before that the lag is unknown.
@@ -88,12 +79,12 @@ async def run_core(name: str, args: argparse.Namespace, *, streams: Sequence[str
     await bus.ensure_streams()
     snapshots = None
     if not args.no_snapshots:
-        expected = Expected(processor=name, partition=f"{args.partition.index}/{args.partition.count}",
+        expected = Expected(processor=name, partition=args.partition.label,
                             state_version=state_version, origin=state_digest(state))
         snapshots = await SnapshotStore(bus, expected).open()
     host = ProcessorHost(name=name, bus=bus, wal_root=Path(args.data_dir) / "wal", streams=streams, state=state,
                          decide=decide, evolve=evolve, subscriptions=subscriptions,
-                         wanted=partitioned(None, args.partition),
+                         partition=args.partition,
                          apply_outputs=apply_outputs, on_live=on_live, snapshots=snapshots,
                          snapshot_every_events=args.snapshot_every_events,
                          snapshot_every_s=args.snapshot_every_s)

@@ -32,18 +32,25 @@ class Query:
 
 
 class SubjectFilter:
-    """NATS wildcard match of a pattern against record subjects, cached per distinct subject."""
+    """NATS wildcard match of a pattern against record subjects, cached per distinct subject.
+
+    A subject matches as stored or as published (without the broker's bucket token, events.partitions),
+    so `sq.ord.intent.ACC1` finds that account's intents whichever way they were recorded."""
 
     def __init__(self, pattern: str) -> None:
         # Imported here: `events` pulls in the NATS client, which the plain WAL tools need not load.
+        from events.partitions import plain
         from events.subjects import subject_matches
 
         self.pattern = pattern
         self._matches = subject_matches
+        self._plain = plain
         self._cache: dict[bytes, bool] = {}
 
     def __call__(self, subject: bytes) -> bool:
         hit = self._cache.get(subject)
         if hit is None:
-            hit = self._cache[subject] = self._matches(self.pattern, subject.decode("utf-8", "replace"))
+            text = subject.decode("utf-8", "replace")
+            hit = self._matches(self.pattern, text) or self._matches(self.pattern, self._plain(text))
+            self._cache[subject] = hit
         return hit

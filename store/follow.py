@@ -24,6 +24,7 @@ from prometheus_client import Counter
 from events.bus import Bus
 from events.codec import AnyEvent, EventDecodeError, complete_intent, decode_for_subject
 from events.consumer import dead_letter, parse_ack_subject
+from events.partitions import plain
 from events.subjects import STREAM_MD
 from events.trading import CancelIntent, OrderIntent
 from store.reader import Record, WalReader
@@ -79,8 +80,8 @@ _id_decoder = msgspec.json.Decoder(_IdOnly)
 
 
 def recorded_ids(wal_root: Path, subjects: set[str], *, since_ts: int | None = None) -> set[str]:
-    """Ids of every recorded event on one of `subjects` stored at or after `since_ts` (broker time), in
-    any stream's WAL under `wal_root`.
+    """Ids of every recorded event on one of `subjects` (plain, as published) stored at or after `since_ts`
+    (broker time), in any stream's WAL under `wal_root`.
 
     Segments stored wholly before `since_ts` are skipped by their seals, and the one it falls in is
     entered through its sparse time index, so a restart reads only the records since its tail began.
@@ -90,7 +91,7 @@ def recorded_ids(wal_root: Path, subjects: set[str], *, since_ts: int | None = N
         return found
     for directory in sorted(p for p in wal_root.iterdir() if p.is_dir()):
         for record in WalReader(directory).records(start_ts=since_ts):
-            if record.subject in subjects:
+            if plain(record.subject) in subjects:
                 try:
                     found.add(_id_decoder.decode(record.payload).id)
                 except (msgspec.DecodeError, msgspec.ValidationError):

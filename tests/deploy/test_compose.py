@@ -39,8 +39,11 @@ def test_nats_cluster_when_configured_then_three_routed_jetstream_servers_with_o
         assert "--jetstream" in cmd and cmd[cmd.index("--name") + 1] == name
         routes = cmd[cmd.index("--routes") + 1].split(",")
         assert sorted(routes) == sorted(f"nats://{n}:6222" for n in NATS)
-        (mount,) = svc["volumes"]
+        mount, mappings = svc["volumes"]
         volumes.add(mount.split(":")[0])
+        # The partition-token mappings (events.partitions), loaded before the flags that override the rest.
+        assert mappings == "./nats-mappings.conf:/etc/nats/mappings.conf:ro"
+        assert cmd[:2] == ["--config", "/etc/nats/mappings.conf"]
     assert len(volumes) == 3 and volumes <= set(compose["volumes"])
 
 

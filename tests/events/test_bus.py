@@ -17,6 +17,7 @@ from events import (
     new_event_id,
 )
 from events.codec import AnyEvent
+from events.partitions import on_wire
 from tests.conftest import eventually
 
 TS = 1_700_000_000_000_000_000
@@ -101,7 +102,7 @@ async def test_garbage_and_invalid_intent_are_dead_lettered_and_the_consumer_kee
 
     letters = await _dead_letters(bus)
     assert [letter.source for letter in letters] == ["risk", "risk"]
-    assert all(letter.subject == "sq.ord.intent.ACC1" for letter in letters)
+    assert all(letter.subject == on_wire("sq.ord.intent.ACC1") for letter in letters)     # where they arrived
     assert "malformed" in letters[0].reason and letters[0].payload_encoding == "base64"
     assert "quantity -2 must be greater than 0" in letters[1].reason
     assert [letter.stream_seq for letter in letters] == [1, 2]

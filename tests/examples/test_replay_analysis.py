@@ -11,6 +11,7 @@ from decimal import Decimal as D
 from events import MarketAlgo, OrderIntent, intent_id_for
 from events._base import Side
 from store import WalWriter
+from store.follow import last_recorded
 from tests.conftest import eventually
 from tests.examples.conftest import EXAMPLES, Stack, run
 from tests.pipeline.conftest import STREAMS, publish_market
@@ -33,6 +34,13 @@ async def test_replay_analysis_agrees_with_the_projections_on_fills_vwap_and_pnl
     state = stack.projections.state
     position = state.positions[("ACC1", "XYZ")]
 
+    async def recorded_all() -> bool:
+        held = {stream: (await stack.bus.js.stream_info(stream)).state.last_seq for stream in STREAMS}
+        done = last_recorded(stack.data_dir / "wal", STREAMS)
+        return all(done[stream] >= held[stream] for stream in STREAMS)
+
+    # The projections can see the last fill before the recorder has written it: wait for the WAL.
+    await eventually(recorded_all, message="the WAL holds every event the projections saw")
     # Only sealed segments are exported: stop the recorder and seal each stream's open segment.
     stack.stop.set()
     await asyncio.wait_for(asyncio.gather(*stack.tasks, return_exceptions=True), 20)

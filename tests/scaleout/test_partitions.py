@@ -1,4 +1,5 @@
-"""Scale-out: two risk instances partitioned by account decide every intent exactly once between them."""
+"""Scale-out: two risk instances partitioned by account decide every intent exactly once between them
+(tests/events/test_partitions.py shows the server delivers each only its share)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,7 @@ from processors.partition import InvalidPartition, Partition
 from processors.risk import LimitsFile, RiskState
 from processors.risk import decide as risk_decide
 from processors.risk import evolve as risk_evolve
-from processors.risk.runner import _wanted as risk_wanted
-from processors.runtime import partitioned
+from processors.risk.core import SUBSCRIPTIONS as RISK_SUBSCRIPTIONS
 from tests.conftest import eventually
 
 ACCOUNTS = [f"ACC{i}" for i in range(12)]
@@ -24,7 +24,7 @@ ACCOUNTS = [f"ACC{i}" for i in range(12)]
 
 def test_partition_flag_is_parsed_and_bad_values_are_named() -> None:
     assert Partition.parse("1/3") == Partition(1, 3)
-    for bad in ("3/3", "1", "a/2", "-1/2", "1/0"):
+    for bad in ("3/3", "1", "a/2", "-1/2", "1/0", "0/17"):
         with pytest.raises(InvalidPartition, match="K/N"):
             Partition.parse(bad)
 
@@ -44,7 +44,8 @@ async def test_two_risk_instances_share_the_accounts_and_decide_each_intent_once
     stop = asyncio.Event()
     hosts = [ProcessorHost(name=f"risk-{k}", bus=bus, wal_root=tmp_path / "wal", streams=("SQ_TRADING", "SQ_MD"),
                            state=RiskState(LimitsFile()), decide=risk_decide, evolve=risk_evolve,
-                           wanted=partitioned(risk_wanted, Partition(k, 2)), apply_outputs=True) for k in range(2)]
+                           subscriptions=RISK_SUBSCRIPTIONS, partition=Partition(k, 2), apply_outputs=True)
+             for k in range(2)]
     tasks = [asyncio.create_task(host.run(stop)) for host in hosts]
     await eventually(lambda: all(h.caught_up.is_set() for h in hosts), message="both following")
     now = time.time_ns()

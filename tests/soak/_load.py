@@ -15,6 +15,7 @@ import msgspec
 from events import BookSnapshot, Bus, LimitAlgo, MarketAlgo, OrderIntent, Trade, TwapAlgo, new_event_id
 from events._base import Side
 from events.market import Level
+from events.partitions import on_wire
 
 ACCOUNT = "SOAK"
 SYMBOLS = ("SOAKA", "SOAKB", "SOAKC")
@@ -124,9 +125,10 @@ class Orders:
     decision_latencies: list[tuple[float, float]] = field(default_factory=list)
 
     async def subscribe(self) -> None:
-        await self.bus.nc.subscribe(f"sq.exec.report.*.{ACCOUNT}", cb=self._on_report)
-        await self.bus.nc.subscribe(f"sq.risk.decision.{ACCOUNT}", cb=self._on_decision)
-        await self.bus.nc.subscribe(f"sq.exec.tca.{ACCOUNT}", cb=self._on_completed)
+        # As the broker delivers them: with the account's bucket token (events.partitions).
+        await self.bus.nc.subscribe(on_wire(f"sq.exec.report.*.{ACCOUNT}"), cb=self._on_report)
+        await self.bus.nc.subscribe(on_wire(f"sq.risk.decision.{ACCOUNT}"), cb=self._on_decision)
+        await self.bus.nc.subscribe(on_wire(f"sq.exec.tca.{ACCOUNT}"), cb=self._on_completed)
         await self.bus.nc.flush()
 
     async def _on_report(self, msg: object) -> None:
