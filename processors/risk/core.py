@@ -63,7 +63,7 @@ ROLE_CHILD_CANCEL = "child-cancel"
 ROLE_DEAD_LETTER = "dead-letter"
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
-STATE_VERSION = 3  # 3: the book keeps the shared order model (processors.orders)
+STATE_VERSION = 4  # 4: client order ids in compact slices (processors.risk.client_ids)
 # Everything on the order path, and the trade summaries and book tops that price it (collars, marks): not
 # every trade, so a flood on one symbol costs risk at most one summary per cadence.
 SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.summary.>", "sq.md.top.>")

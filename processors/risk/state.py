@@ -8,7 +8,6 @@ events rebuilds the same state.
 from __future__ import annotations
 
 import copy
-import hashlib
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from events.trading import CheckFailure, OrderIntent
 from processors.positions import Book, Position
 from processors.positions._position import ZERO
 from processors.recent import Recent
+from processors.risk.client_ids import ClientOrderIds, id_hash
 from processors.risk.config import NS_PER_S, EffectiveLimits, LimitsFile, effective
 
 DAY_NS = 86_400 * 1_000_000_000
@@ -85,14 +85,6 @@ class SymbolMarket:
         self.highs.clear()
 
 
-_TS_MASK = (1 << 64) - 1
-
-
-def _fingerprint(intent_id: str) -> int:
-    """64 bits of the id's BLAKE2b: two different intents share one with odds of 2^-64."""
-    return int.from_bytes(hashlib.blake2b(intent_id.encode(), digest_size=8).digest(), "big")
-
-
 class AccountRisk:
     """Per-account risk bookkeeping: trading state, kill switch, order rate, client order ids, day P&L base."""
 
@@ -102,29 +94,29 @@ class AccountRisk:
         self.state: TradingState = "ACTIVE"
         self.killed = False
         self.order_times: list[int] = []          # ts of accepted intents, ascending
-        # Client order id -> the intent decided with it, for at least the dedupe window (a day by
-        # default), as one int (`_stamp`: a 64-bit fingerprint of its id and its ts): ~170 bytes an intent.
-        self.coids: Recent[str, int] = Recent(dedupe_ns)
+        # Client order id -> the intent decided with it (a 64-bit fingerprint of its id, and its ts), for at
+        # least the dedupe window (a day by default): about 24 bytes an intent (processors.risk.client_ids).
+        self.coids = ClientOrderIds(dedupe_ns)
         self.day_start_pnl = day_start_pnl        # P&L (realized - fees + unrealized) when the UTC day began
         self.symbols: set[str] = set()            # symbols the account has traded
 
     def coid_used_at(self, intent: OrderIntent) -> int | None:
         """When another intent used this intent's client order id, if within the dedupe window before it."""
-        stamp = self.coids.get(intent.client_order_id)
-        if stamp is None or self.decided(intent):
+        found = self.coids.get(intent.client_order_id)
+        if found is None or self.decided(intent):
             return None
-        used = stamp & _TS_MASK
+        used = found[1]
         return used if used > intent.ts - self.coids.window_ns else None
 
     def remember(self, intent: OrderIntent) -> None:
         """Record that `intent` was decided with its client order id (unless another intent holds the id)."""
         if self.coid_used_at(intent) is None:
-            self.coids.set(intent.client_order_id, _fingerprint(intent.id) << 64 | intent.ts & _TS_MASK, intent.ts)
+            self.coids.set(intent.client_order_id, id_hash(intent.id), intent.ts)
 
     def decided(self, intent: OrderIntent) -> bool:
         """Whether this very intent holds its client order id: decided already, within the dedupe window."""
-        stamp = self.coids.get(intent.client_order_id)
-        return stamp is not None and stamp >> 64 == _fingerprint(intent.id)
+        found = self.coids.get(intent.client_order_id)
+        return found is not None and found[0] == id_hash(intent.id)
 
     def orders_since(self, horizon: int) -> int:
         """Accepted intents with ts after `horizon`."""
