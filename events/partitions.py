@@ -53,11 +53,7 @@ class Placed:
         return bucket(self.account) if self.token is None else self.token
 
 
-def _family_tokens() -> list[tuple[str, tuple[str, ...]]]:
-    return [(family, tuple(family.split("."))) for family in ACCOUNT_FAMILIES]
-
-
-_FAMILIES = _family_tokens()
+_FAMILIES = [(family, tuple(family.split("."))) for family in ACCOUNT_FAMILIES]
 
 
 @lru_cache(maxsize=8192)

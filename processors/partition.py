@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from events.partitions import BUCKETS, bucket, partition_filters, place
+from events.subjects import ALL_ACCOUNTS
 
 _SCOPED_CONTROL = ("sq.ctl.killswitch.", "sq.ctl.state.", "sq.ctl.limits.")
-ALL_SCOPE = "all"
 
 
 class InvalidPartition(ValueError):
@@ -58,7 +58,7 @@ class Partition:
         if not subject.startswith(_SCOPED_CONTROL):
             return True
         account = subject.rsplit(".", 1)[-1]
-        return account == ALL_SCOPE or bucket(account) % self.count == self.index
+        return account == ALL_ACCOUNTS or bucket(account) % self.count == self.index
 
     def filters(self, patterns: Sequence[str]) -> list[str]:
         """The server-side filters for a core reading `patterns`: only this instance's buckets of each family."""
