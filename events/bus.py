@@ -175,7 +175,9 @@ class Bus:
                 continue
             try:
                 await nc.drain()
-            except (nats.errors.ConnectionClosedError, nats.errors.FlushTimeoutError, OSError) as exc:
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError,
+                    nats.errors.FlushTimeoutError, OSError) as exc:
+                # Reconnecting: the broker went first (stopped before us); nothing buffered can reach it.
                 log.warning("drain on close failed", extra={"error": repr(exc)})
                 await nc.close()
 

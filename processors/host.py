@@ -91,9 +91,10 @@ class ProcessorHost(Generic[State]):
     # as risk), so the next input sees them before they come back through the bus.
     apply_outputs: bool = False
     max_batch: int = 256
-    # Called after each live batch is applied and its outputs published (metrics a runner keeps);
-    # never during catch-up, so a restart does not replay history into counters.
-    on_live: Callable[[State, list[Event]], None] | None = None
+    # Called with the state, the batch's events and its outputs after each live batch is applied and its
+    # outputs handed to the broker (metrics a runner keeps); never during catch-up, so a restart does not
+    # replay history into counters.
+    on_live: Callable[[State, list[AnyEvent], list[Event]], None] | None = None
     # Where snapshots go (None: never snapshot, always rebuild from the first record), and how often.
     snapshots: SnapshotStore | None = None
     snapshot_every_events: int = 25_000
@@ -211,7 +212,7 @@ class ProcessorHost(Generic[State]):
             filters = (None if self.subscriptions is None
                        else patterns_by_stream(self.partition.filters(self.subscriptions), self.streams))
             self._feed = LiveFeed(self.bus, self.streams, positions, source=self.name, wanted=self.wanted,
-                                  filter_subjects=filters)
+                                  filter_subjects=filters, stop=stop)
             try:
                 await self._feed.start()
                 break
@@ -234,7 +235,7 @@ class ProcessorHost(Generic[State]):
                 if self._feed.lag() == 0:
                     await self._settle()        # nothing to apply meanwhile: a publish failure surfaces now
                 try:
-                    first = await unless_stopped(self._feed.get(), stop, timeout=self._snapshot_wait())
+                    first = await self._feed.get(timeout=self._snapshot_wait())
                 except Stopped:
                     break
                 except TimeoutError:
@@ -424,7 +425,7 @@ class ProcessorHost(Generic[State]):
             await asyncio.sleep(0)
             await asyncio.sleep(0)
         if self.on_live is not None:
-            self.on_live(self.state, outputs)
+            self.on_live(self.state, [envelope.event for envelope in envelopes], outputs)
 
     async def _publish(self, outputs: list[Event]) -> None:
         if outputs:

@@ -67,7 +67,7 @@ async def run_core(name: str, args: argparse.Namespace, *, streams: Sequence[str
                    decide: Callable[[Any, AnyEvent], list[Event]], evolve: Callable[[Any, AnyEvent], Any],
                    state_version: int, subscriptions: Sequence[str], apply_outputs: bool = False,
                    companions: Sequence[Callable[[Bus, asyncio.Event], Coroutine[Any, Any, None]]] = (),
-                   on_live: Callable[[Any, list[Event]], None] | None = None) -> int:
+                   on_live: Callable[[Any, list[AnyEvent], list[Event]], None] | None = None) -> int:
     """Run a pure core as a service until SIGINT/SIGTERM: rebuild from the WAL, then follow JetStream.
 
     `companions` run beside the core with the same bus and stop event (the router's timer).

@@ -15,7 +15,7 @@ import pyarrow.dataset as ds
 from prometheus_client import Gauge
 
 from events.bus import Bus
-from events.stopping import Stopped, unless_stopped
+from events.stopping import Stopped
 from events.subjects import STREAM_MD, STREAM_TRADING, patterns_by_stream, subscribed
 from projections.checkpoint import (
     cold_manifest,
@@ -103,7 +103,7 @@ class Projections:
         log.info("projections caught up", extra={"positions": positions, "version": self.state.version})
         while True:
             self._feed = LiveFeed(bus, STREAMS, positions, source="projections",
-                                  filter_subjects=patterns_by_stream(SUBSCRIPTIONS, STREAMS))
+                                  filter_subjects=patterns_by_stream(SUBSCRIPTIONS, STREAMS), stop=stop)
             try:
                 await self._feed.start()
                 break
@@ -121,7 +121,7 @@ class Projections:
         try:
             while True:
                 try:
-                    first = await unless_stopped(self._feed.get(), stop, timeout=self.checkpoint_every_s)
+                    first = await self._feed.get(timeout=self.checkpoint_every_s)
                     self.apply_all([first, *self._feed.drain(1023)])
                 except Stopped:
                     break

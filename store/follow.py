@@ -25,6 +25,7 @@ from events.bus import Bus
 from events.codec import AnyEvent, EventDecodeError, complete_intent, decode_for_subject
 from events.consumer import dead_letter, parse_ack_subject
 from events.partitions import plain
+from events.stopping import Stopped
 from events.subjects import STREAM_MD
 from events.trading import CancelIntent, OrderIntent
 from store.reader import Record, WalReader
@@ -154,8 +155,13 @@ class LiveFeed:
 
     def __init__(self, bus: Bus, streams: Sequence[str], after: Mapping[str, int], *, source: str,
                  wanted: SubjectFilter | None = None, queue_size: int = 10_000,
-                 filter_subjects: Mapping[str, Sequence[str]] | None = None) -> None:
+                 filter_subjects: Mapping[str, Sequence[str]] | None = None,
+                 stop: asyncio.Event | None = None) -> None:
         self.bus = bus
+        # Once `stop` is set, `get` raises Stopped: one watcher task for the feed's life wakes a waiting
+        # `get`, rather than a task and a wait on two futures for every batch.
+        self._stop = stop
+        self._watcher: asyncio.Task[None] | None = None
         # With `filter_subjects` (the patterns a core reads, per stream), the server delivers only
         # those; a stream with none is not consumed at all.
         self.filter_subjects = filter_subjects
@@ -181,6 +187,8 @@ class LiveFeed:
     async def start(self) -> None:
         """Read and merge the backlog, then create the live consumers; delivery begins at once."""
         await self._read_backlog()
+        if self._stop is not None:
+            self._watcher = asyncio.create_task(self._wake_on_stop(self._stop))
         for stream in self.streams:
             # Market data on a connection of its own: an order is never read after a socket's worth of it.
             js = await self.bus.market_data_js() if stream == STREAM_MD.name else self.bus.js
@@ -242,23 +250,33 @@ class LiveFeed:
             await self._queues[envelope.stream].put(envelope)
             self._arrived.set()
 
+    async def _wake_on_stop(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._arrived.set()
+
     async def stop(self) -> None:
         """Stop delivery."""
+        if self._watcher is not None:
+            self._watcher.cancel()
         for subscription in self._subscriptions:
             await subscription.unsubscribe()  # type: ignore[attr-defined]
         self._subscriptions.clear()
 
-    async def get(self) -> Envelope:
-        """The next event, backlog first, then by stream priority, waiting for one (safe to cancel: nothing
-        is taken before the wait ends)."""
-        while True:
-            batch = self.drain(1)
-            if batch:
-                return batch[0]
-            self._arrived.clear()
-            if any(not queue.empty() for queue in self._queues.values()):
-                continue        # arrived between the drain and the clear
-            await self._arrived.wait()
+    async def get(self, timeout: float | None = None) -> Envelope:
+        """The next event, backlog first, then by stream priority, waiting for one at most `timeout` s
+        (TimeoutError); Stopped once the feed's stop event is set, even with events waiting. Safe to
+        cancel: nothing is taken before the wait ends."""
+        async with asyncio.timeout(timeout):
+            while True:
+                if self._stop is not None and self._stop.is_set():
+                    raise Stopped
+                batch = self.drain(1)
+                if batch:
+                    return batch[0]
+                self._arrived.clear()
+                if any(not queue.empty() for queue in self._queues.values()):
+                    continue        # arrived between the drain and the clear
+                await self._arrived.wait()
 
     def drain(self, limit: int) -> list[Envelope]:
         """Up to `limit` envelopes already waiting, without blocking (to batch live work): the backlog,

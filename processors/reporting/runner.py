@@ -12,6 +12,7 @@ import asyncio
 from prometheus_client import Counter, Histogram
 
 from events._base import Event
+from events.codec import AnyEvent
 from events.subjects import STREAM_TRADING, subscribed
 from events.trading import TradeReported
 from processors.reporting.core import STATE_VERSION, SUBSCRIPTIONS, ReportingState, decide, evolve
@@ -27,7 +28,7 @@ REPORT_DELAY = Histogram("sq_reporting_trade_report_delay_seconds",
 wanted = subscribed(SUBSCRIPTIONS)        # what the core reads, as a predicate (offline replays, tools)
 
 
-def observe(state: ReportingState, outputs: list[Event]) -> None:
+def observe(state: ReportingState, inputs: list[AnyEvent], outputs: list[Event]) -> None:
     """Count live trade reports and how late after execution each was made."""
     for output in outputs:
         if isinstance(output, TradeReported):
