@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import ctypes.util
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -19,6 +21,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from events.bus import Bus, resolve_url
+
+log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 
@@ -110,6 +114,41 @@ def bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("service is not listening")
 
 
+def _glibc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    libc = ctypes.CDLL(name)
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _glibc()
+_M_MMAP_THRESHOLD = -3
+# Big buffers (a pickled snapshot, Arrow columns, Parquet pages) get their own mapping, returned on free.
+MMAP_THRESHOLD_BYTES = 128 * 1024
+
+
+def fix_mmap_threshold() -> None:
+    """At process start: keep glibc's mmap threshold fixed, so every big buffer goes back to the OS when freed.
+
+    glibc otherwise raises the threshold to the largest block ever freed: after the first snapshot or
+    checkpoint, later big buffers come from the heap, where one live allocation pins everything below
+    it, and a process's memory creeps up with every snapshot. A fixed threshold turns that off (mallopt(3)).
+    Nothing to do on other C libraries (musl, macOS).
+    """
+    if _LIBC is None:
+        log.info("no glibc: the C allocator keeps its own defaults")
+        return
+    if _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) != 1:
+        log.warning("mallopt refused the mmap threshold", extra={"bytes": MMAP_THRESHOLD_BYTES})
+
+
+def trim_malloc() -> None:
+    """Return the free pages of every glibc malloc arena to the OS (after a burst of frees)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
 def die_with_parent() -> None:
     """In a forked child before exec: ask Linux to SIGTERM us when the parent dies (no-op elsewhere)."""
     if not sys.platform.startswith("linux"):
@@ -120,5 +159,5 @@ def die_with_parent() -> None:
 
 __all__ = [
     "DETAILS", "READY", "add_bus_arguments", "add_probe_arguments", "add_service_arguments", "bound_port",
-    "connect_bus", "die_with_parent", "start_service_http", "stop_on_signals",
+    "connect_bus", "die_with_parent", "fix_mmap_threshold", "start_service_http", "stop_on_signals", "trim_malloc",
 ]

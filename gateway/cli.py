@@ -16,6 +16,7 @@ from pathlib import Path
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 from events.broker import BrokerNotFound, BrokerStartError, embedded_broker  # noqa: E402
+from events.process import fix_mmap_threshold  # noqa: E402
 from events.schema import write_schemas  # noqa: E402
 
 
@@ -172,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sq` console script."""
     args = build_parser().parse_args(argv)
+    # Every long-running `sq` process pickles snapshots or writes checkpoints: big buffers that must go
+    # back to the OS when freed, or memory creeps up with each one (events.process.fix_mmap_threshold).
+    fix_mmap_threshold()
     code: int = args.func(args)
     return code
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+import nats.errors
 from aiohttp import web
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,13 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         reason = exc.reason.lower().replace(" ", "_")
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         return error_response(exc.status, reason, exc.text or exc.reason, headers)
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError, nats.errors.ConnectionClosedError,
+            nats.errors.ConnectionReconnectingError) as exc:
+        # The bus (a KV write at login, say) did not answer: the client may retry, so not a 500.
+        log.warning("the event bus did not answer", exc_info=True,
+                    extra={"path": request.path, "method": request.method, "error": type(exc).__name__})
+        return error_response(503, "unavailable", "the event bus did not answer in time; try again",
+                              {"Retry-After": "1"})
     except Exception:  # noqa: BLE001 - logged with its traceback, answered as a 500
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return error_response(500, "internal_error", "the server failed to handle this request; it was logged")

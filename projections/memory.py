@@ -6,8 +6,8 @@ parts merged, checkpoints snapshotted, queries answered. Four things kept that m
   before pyarrow loads (gateway/cli.py); `pa.set_memory_pool` later moves only pyarrow's own calls.
 - glibc's mmap threshold rises to the largest block ever freed, so later big buffers come from the
   heap, where one live allocation pins everything below it; and its per-thread arenas (to_thread,
-  DuckDB, Arrow) shrink only from the top. Fixed here: a fixed threshold, and a trim after checkpoints
-  and (at most once a second) after queries.
+  DuckDB, Arrow) shrink only from the top. Fixed with a fixed threshold (events.process, which every
+  `sq` process sets), and a trim after checkpoints and (at most once a second) after queries.
 - Merging parts read ahead on Arrow's thread pools (projections/cold.py now reads one row group
   at a time).
 - DuckDB's own jemalloc (bundled in its Linux wheels) purges freed pages only as it allocates more
@@ -25,7 +25,6 @@ On other C libraries (musl, macOS) the glibc calls do not exist and are skipped.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import sys
 from collections.abc import Callable
@@ -33,22 +32,9 @@ from collections.abc import Callable
 import duckdb  # noqa: F401  (loads the compiled module whose allocator is purged)
 import pyarrow as pa
 
+from events.process import fix_mmap_threshold, trim_malloc
+
 log = logging.getLogger(__name__)
-
-_M_MMAP_THRESHOLD = -3
-# Big buffers (Arrow columns, Parquet pages, DuckDB vectors) get their own mapping, returned on free.
-MMAP_THRESHOLD_BYTES = 128 * 1024
-
-
-def _glibc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    libc = ctypes.CDLL(name)
-    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
-
-
-_LIBC = _glibc()
 
 # jemalloc's "all arenas" index (MALLCTL_ARENAS_ALL): purge every arena's unused dirty pages.
 _PURGE_ALL_ARENAS = b"arena.4096.purge"
@@ -94,18 +80,12 @@ def use_returnable_memory() -> None:
         log.info("Arrow's default pool is not the C allocator; set ARROW_DEFAULT_MEMORY_POOL=system "
                  "before pyarrow loads", extra={"pool": pa.default_memory_pool().backend_name})
         pa.set_memory_pool(pa.system_memory_pool())
-    if _LIBC is None:
-        log.info("no glibc: the C allocator keeps its own defaults")
-        return
-    # A fixed threshold also turns off glibc's rising one (mallopt(3)).
-    if _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) != 1:
-        log.warning("mallopt refused the mmap threshold", extra={"bytes": MMAP_THRESHOLD_BYTES})
+    fix_mmap_threshold()
 
 
 def give_back_freed_memory() -> None:
     """Return the free pages of every malloc and DuckDB arena to the OS (after a burst of frees: a query, a spill)."""
-    if _LIBC is not None:
-        _LIBC.malloc_trim(0)
+    trim_malloc()
     global _DUCKDB_MALLCTL
     if _DUCKDB_MALLCTL is not None:
         failed = _DUCKDB_MALLCTL(_PURGE_ALL_ARENAS, None, None, None, 0)

@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 STREAMS = (STREAM_TRADING.name, STREAM_MD.name)
 # What the read models are folded from: the whole order path, and trade summaries (marks), bars (candles) and
 # book tops; never depth updates, the bulk of market data, which no table holds.
-SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.summary.>", "sq.md.bar.>",
+# What the tables fold (projections.state): the order path, the kill switch, marks, bars and tops.
+SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.ctl.killswitch.>", "sq.md.summary.>", "sq.md.bar.>",
                  "sq.md.top.>")
 _reads = subscribed(SUBSCRIPTIONS)
 HISTORY_MISSING = Gauge("sq_projection_history_missing_through_seq",

@@ -154,7 +154,7 @@ class LiveFeed:
     """
 
     def __init__(self, bus: Bus, streams: Sequence[str], after: Mapping[str, int], *, source: str,
-                 wanted: SubjectFilter | None = None, queue_size: int = 10_000,
+                 wanted: SubjectFilter | None = None, queue_size: int = 2_048,
                  filter_subjects: Mapping[str, Sequence[str]] | None = None,
                  stop: asyncio.Event | None = None) -> None:
         self.bus = bus
@@ -172,8 +172,13 @@ class LiveFeed:
         # One queue per stream, taken in the order of `streams` (the order path first): a backlog of
         # market data never stands in front of an intent, and a full market-data queue (the server's
         # flow control then slows that consumer) never blocks delivery of the other stream.
+        # A few batches' worth each: while the core is busy (a checkpoint, a rebuild) the server holds
+        # the rest, not this process's memory as decoded events.
         self._queues: dict[str, asyncio.Queue[Envelope]] = {s: asyncio.Queue(queue_size) for s in self.streams}
         self._arrived = asyncio.Event()
+        # Per stream, what the server still held for this consumer after the last message delivered:
+        # with the queues full the rest of a lag waits there, and lag() counts it.
+        self._held: dict[str, int] = dict.fromkeys(self.streams, 0)
         self._backlog: deque[Envelope] = deque()
         self._subscriptions: list[object] = []
         self.received_kinds: set[str] = set()      # `sq.<area>.<kind>` of every subject delivered
@@ -227,10 +232,12 @@ class LiveFeed:
             self.after[stream] = max(end, seq)
         tagged.sort(key=lambda item: item[:3])
         self._backlog.extend(item[3] for item in tagged)
+        self._held = dict.fromkeys(self.streams, 0)     # what follows is the live consumers' to say
 
     async def _envelope(self, msg: Msg) -> Envelope | None:
         """The message as an envelope, or None when unwanted or invalid (then dead-lettered)."""
         delivery = parse_ack_subject(msg.subject, msg.reply)
+        self._held[delivery.stream] = delivery.pending
         self.received_kinds.add(".".join(msg.subject.split(".", 3)[:3]))
         if self.wanted is not None and not self.wanted(msg.subject):
             return None
@@ -290,5 +297,5 @@ class LiveFeed:
         return batch
 
     def lag(self) -> int:
-        """Events received but not yet taken by the processor."""
-        return len(self._backlog) + sum(queue.qsize() for queue in self._queues.values())
+        """Events stored for the processor but not yet taken by it: received and queued, or still held by the server."""
+        return len(self._backlog) + sum(queue.qsize() for queue in self._queues.values()) + sum(self._held.values())

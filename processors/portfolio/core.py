@@ -37,7 +37,9 @@ ZERO = Decimal(0)
 # rebuilt from the log instead of restored (processors.snapshots).
 STATE_VERSION = 2  # 2: the book keeps the shared order model (processors.orders)
 # Targets, fills and venue positions from the order path; marks from trade summaries and book tops.
-SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.summary.>", "sq.md.top.>")
+# Targets and venue positions of sq.pf (not its own proposals and breaks); of sq.ctl, the kill switch the book folds.
+SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.targets.>", "sq.pf.venuepos.>", "sq.ctl.killswitch.>",
+                 "sq.md.summary.>", "sq.md.top.>")
 
 
 class PortfolioConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

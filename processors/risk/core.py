@@ -63,10 +63,12 @@ ROLE_CHILD_CANCEL = "child-cancel"
 ROLE_DEAD_LETTER = "dead-letter"
 # The shape of this core's state: bump it when the state changes shape, so an older snapshot is
 # rebuilt from the log instead of restored (processors.snapshots).
-STATE_VERSION = 4  # 4: client order ids in compact slices (processors.risk.client_ids)
+STATE_VERSION = 5  # 5: holders by symbol (RiskState.holders); 4: client order ids in compact slices
 # Everything on the order path, and the trade summaries and book tops that price it (collars, marks): not
 # every trade, so a flood on one symbol costs risk at most one summary per cadence.
-SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.pf.>", "sq.ctl.>", "sq.md.summary.>", "sq.md.top.>")
+# Not the router's timers (sq.ctl.timer, 20 a second) nor the portfolio's sq.pf events: risk reads neither.
+SUBSCRIPTIONS = ("sq.ord.>", "sq.risk.>", "sq.exec.>", "sq.ctl.killswitch.>", "sq.ctl.breaker.>", "sq.ctl.state.>",
+                 "sq.ctl.limits.>", "sq.md.summary.>", "sq.md.top.>")
 
 
 # --- decide ---------------------------------------------------------------------------------------
@@ -120,8 +122,8 @@ def _on_mark(state: RiskState, symbol: str, mark: Decimal | None, cause: Event) 
     if mark is None:
         return []
     out: list[Event] = []
-    for account, own in sorted(state.accounts.items()):
-        if symbol in own.symbols and own.state == "ACTIVE" and state.limits_for(account, None).max_daily_loss:
+    for account in sorted(state.holders.get(symbol, ())):
+        if state.accounts[account].state == "ACTIVE" and state.limits_for(account, None).max_daily_loss:
             out += _daily_loss(state, account, state.pnl(account, marks={symbol: mark}), cause)
     return out
 
@@ -272,7 +274,7 @@ def _on_report(state: RiskState, report: ExecutionReport) -> None:
     if not fresh:
         return
     if report.last_quantity > 0:
-        state.account(report.account).symbols.add(report.symbol)
+        state.traded(report.account, report.symbol)
     if report.status == "REJECTED":
         window = state.limits_for(None, report.symbol).error_burst_window_ns
         times = state.rejects.setdefault(report.symbol, deque())

@@ -149,6 +149,8 @@ class RiskState:
         self.book = Book()
         self.markets: dict[str, SymbolMarket] = {}
         self.accounts: dict[str, AccountRisk] = {}
+        # symbol -> accounts that have traded it: a mark moves the daily loss of these accounts only.
+        self.holders: dict[str, set[str]] = {}
         self.global_state: TradingState = "ACTIVE"
         self.global_kill = False
         self.halts: dict[str, Halt] = {}
@@ -173,6 +175,11 @@ class RiskState:
         if found is None:
             found = self.accounts[account] = AccountRisk(self.dedupe_ns, self.pnl(account))
         return found
+
+    def traded(self, account: str, symbol: str) -> None:
+        """Record that `account` has traded `symbol` (its P&L now moves with the symbol's marks)."""
+        self.account(account).symbols.add(symbol)
+        self.holders.setdefault(symbol, set()).add(account)
 
     def decided(self, intent: OrderIntent) -> bool:
         """Whether `intent` was decided already: a redelivered copy, to be dropped."""

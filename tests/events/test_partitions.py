@@ -80,7 +80,7 @@ def test_filters_split_every_family_between_instances_and_keep_shared_patterns_w
     shares = [set(partition_filters(RISK_SUBSCRIPTIONS, k, 3)) for k in range(3)]
     bucketed = [{f for f in share if re.search(r"\.\d+\.\*$", f)} for share in shares]
     assert not (bucketed[0] & bucketed[1]) and not (bucketed[1] & bucketed[2]) and not (bucketed[0] & bucketed[2])
-    for shared in ("sq.ctl.>", "sq.md.summary.>", "sq.md.top.>", "sq.ord.intent.*"):
+    for shared in ("sq.ctl.killswitch.>", "sq.md.summary.>", "sq.md.top.>", "sq.ord.intent.*"):
         assert all(shared in share for share in shares)
     with pytest.raises(ValueError, match="spans kinds"):
         partition_filters(("sq.>",), 0, 2)

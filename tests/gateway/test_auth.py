@@ -7,7 +7,9 @@ import time
 import jwt
 
 from events import AuditEvent, Bus, decode
+from events.broker import Broker
 from gateway.users import User
+from tests.conftest import eventually
 from tests.gateway.conftest import PASSWORD, Running
 
 INTENT = {"account": "ACC1", "client_order_id": "auth-1", "symbol": "BTCUSDT", "side": "BUY",
@@ -133,6 +135,20 @@ async def test_repeated_failed_logins_are_throttled_with_retry_after(running: Ru
     code = running.gateway.users.totp_now("alice")
     right = await running.client.post("/v1/auth/login", json={"username": "alice", "password": PASSWORD, "totp": code})
     assert right.status == 429
+
+
+async def test_login_while_the_broker_is_down_is_a_503_to_retry_and_works_once_it_is_back(
+        running: Running, broker: Broker, bus: Bus) -> None:
+    broker.kill()                   # the session record (a KV write) cannot be stored
+    code = running.gateway.users.totp_now("alice")
+    response = await running.client.post("/v1/auth/login", json={"username": "alice", "password": PASSWORD,
+                                                                  "totp": code})
+    assert response.status == 503, await response.text()
+    assert response.headers["Retry-After"] == "1"
+    assert (await response.json()) == {"error": "unavailable", "detail": "the event bus did not answer in time; try again"}
+    broker.start()
+    await eventually(lambda: bus.nc.is_connected, timeout=30, message="the gateway's bus reconnected")
+    assert await running.login("alice", at=time.time() + 30)   # the next step's code: the first may be spent
 
 
 async def test_audit_events_record_logins_and_denials_without_secrets(running: Running, bus: Bus) -> None:

@@ -140,8 +140,9 @@ async def gateway_login(session: aiohttp.ClientSession, base: str, store: UserSt
                                 json={"username": user, "password": PASSWORD, "totp": code}) as response:
             if response.status == 200:
                 return {"Authorization": f"Bearer {(await response.json())['access_token']}"}
-            # A code already used in this 30 s window: wait for the next one.
-            assert response.status == 401, await response.text()
+            # A code already used in this 30 s window (401), or the bus too busy to record the session (503,
+            # Retry-After): try again, as a client would.
+            assert response.status in (401, 503), await response.text()
             await asyncio.sleep(1)
 
 
