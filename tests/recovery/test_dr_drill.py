@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from events import Broker, Bus, MarketAlgo, OrderIntent, TwapAlgo, embedded_broker, intent_id_for
+from events.subjects import subscribed
 from events.trading import Side
 from processors.router.runner import ticker
-from projections.service import Projections
+from projections.service import SUBSCRIPTIONS, Projections
 from projections.tables import ROW_TYPES
-from store.follow import last_recorded
+from store.follow import history, last_recorded
 from store.recorder import record
 from store.writer import WalWriter
 from tests.conftest import REPO_ROOT, eventually
@@ -84,11 +85,18 @@ class Site:
         await asyncio.wait_for(asyncio.gather(*self.stack.tasks, return_exceptions=True), 30)
         self.stack.tasks.clear()
         ends = {stream: (await self.stack.bus.js.stream_info(stream)).state.last_seq for stream in STREAMS}
+        wal = self.stack.data_dir / "wal"
 
         def settled() -> bool:
+            if last_recorded(wal, STREAMS) != ends:
+                return False
+            # The broker sends the projections only the subjects they read (the router's timers are
+            # not among them), so they hold every event once they reached the last one they read.
+            last_read = {stream: 0 for stream in STREAMS}
+            for envelope in history(wal, STREAMS, {}, until=ends, source="dr-drill", wanted=subscribed(SUBSCRIPTIONS)):
+                last_read[envelope.stream] = envelope.seq
             positions = self.stack.projections.state.stream_positions
-            return (last_recorded(self.stack.data_dir / "wal", STREAMS) == ends
-                    and all(positions.get(stream, 0) == end for stream, end in ends.items()))
+            return all(positions.get(stream, 0) == seq for stream, seq in last_read.items())
 
         await eventually(settled, timeout=20, message="WAL and projections hold every event")
 
