@@ -8,7 +8,9 @@ this process. The real sample data replays in a loop, shifted to now, so the mar
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import os
 import secrets
 import shutil
 import socket
@@ -37,6 +39,12 @@ DEMO_ACCOUNT = "ACC1"
 MARKET_FILES = ("cryptofeed_BINANCE.http.0.0", "cryptofeed_BINANCE.ws.1.0")
 # Ten real 1m ADABTC klines, replayed at 1x (one a minute) so the candles route has a symbol without trades.
 BAR_FILE = "nautilus_ADABTC-1m-2021-11-27.csv"
+# Processes off the order path run at a lower CPU priority. Every order-path event wakes the recorder,
+# portfolio and reporting as well as the next hop; on a machine with few cores they would share the CPU
+# with risk, the router and the venue at the moment an intent arrives. Niced, they take the CPU those
+# leave and catch up right after (their lag shows in metrics and /readyz as ever).
+BACKGROUND = frozenset({"recorder", "aggregator", "portfolio", "reporting", "connector", "connector-bars"})
+BACKGROUND_NICENESS = 10
 
 
 @dataclass
@@ -46,6 +54,7 @@ class Child:
     name: str
     args: list[str]
     log_path: Path
+    niceness: int = 0
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started: float = field(default=0.0)
@@ -55,9 +64,16 @@ class Child:
         log_file = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway.cli", *self.args, stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file, stderr=log_file, preexec_fn=die_with_parent)
+            stdout=log_file, stderr=log_file, preexec_fn=functools.partial(_prepare_child, self.niceness))
         log_file.close()
         self.started = time.monotonic()
+
+
+def _prepare_child(niceness: int) -> None:
+    """In the forked child before exec: die with `sq up`, and lower the CPU priority by `niceness`."""
+    die_with_parent()
+    if niceness:
+        os.nice(niceness)
 
 
 async def _supervise(children: list[Child], stop: asyncio.Event) -> None:
@@ -154,8 +170,8 @@ def _children(data_dir: Path, url: str, execution: Path, limits: Path, with_mark
                                          "--loop", "--shift-to-now", "--venue", "binance",
                                          "--symbol", "ADABTC", "--interval", "1m", "--source", "demo-bars"]))
     # Probes on loopback, each on a known port, so the gateway's /readyz can ask them.
-    return [Child(name, [*args, "--host", "127.0.0.1", "--port", str(_probe_port(name))],
-                  logs / f"{name}.log") for name, args in specs]
+    return [Child(name, [*args, "--host", "127.0.0.1", "--port", str(_probe_port(name))], logs / f"{name}.log",
+                  niceness=BACKGROUND_NICENESS if name in BACKGROUND else 0) for name, args in specs]
 
 
 def _readiness(children: list[Child], with_market: bool) -> ReadinessConfig:

@@ -424,6 +424,10 @@ class ProcessorHost(Generic[State]):
             # so the next hop has it before this process applies its next batch (acks come in meanwhile).
             await asyncio.sleep(0)
             await asyncio.sleep(0)
+        else:
+            # A batch that decided nothing (market data, mostly) still turns the loop once: an intent may
+            # be waiting in the socket, and it is taken ahead of the market data already queued here.
+            await asyncio.sleep(0)
         if self.on_live is not None:
             self.on_live(self.state, [envelope.event for envelope in envelopes], outputs)
 

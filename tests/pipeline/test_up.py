@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import os
 import signal
 import subprocess
 import sys
@@ -27,7 +28,7 @@ import pytest
 
 from events import ExecutionReport, TradeReported, encode, free_port
 from events.subjects import STREAMS, subject_for
-from gateway.up import DEFAULTS, MARKET_FILES, SAMPLES
+from gateway.up import BACKGROUND, BACKGROUND_NICENESS, DEFAULTS, MARKET_FILES, SAMPLES
 from gateway.up_ready import demo_markets
 from gateway.users import UserStore
 from processors.reporting.core import ReportingState, is_fill
@@ -159,6 +160,21 @@ def test_up_when_the_banner_appears_then_a_market_order_on_every_demo_symbol_fil
                 {symbol: (body.get("status"), body.get("decision")) for symbol, body in done.items()}
 
     asyncio.run(scenario())
+
+
+def test_up_runs_the_order_path_at_its_own_priority_and_every_other_process_niced_below_it(up: Up) -> None:
+    children = Path(f"/proc/{up.process.pid}/task/{up.process.pid}/children").read_text().split()
+    niceness: dict[str, int] = {}
+    for pid in map(int, children):
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        if "processor" in argv:
+            name = argv[argv.index("processor") + 1]
+            niceness[name if name != "connector" or "--interval" not in argv else "connector-bars"] = \
+                os.getpriority(os.PRIO_PROCESS, pid)
+    own = os.getpriority(os.PRIO_PROCESS, up.process.pid)
+    assert niceness == {name: min(19, own + BACKGROUND_NICENESS) if name in BACKGROUND else own
+                        for name in niceness}, niceness
+    assert {"risk", "router", "venue-sim", "recorder", "portfolio", "reporting"} <= set(niceness), niceness
 
 
 def test_up_when_run_for_a_minute_then_no_recorded_event_is_stamped_after_the_broker_stored_it(up: Up) -> None:
