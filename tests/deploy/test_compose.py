@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import build_parser
+from gateway.up import BACKGROUND
 from tests.deploy.conftest import DEPLOY, ROOT, load_all
 
 SQ_SERVICES = {"recorder", "risk", "router", "venue-sim", "aggregator", "reporting", "connector", "gateway", "backup"}
@@ -139,3 +140,9 @@ def test_compose_when_validated_against_the_compose_spec_schema_then_valid(compo
     document = {key: value for key, value in compose.items() if key != "name"}  # newer than the vendored spec
     errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path))
     assert not errors, [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5]]
+
+
+def test_processes_off_the_order_path_when_configured_then_get_the_cpu_after_it_as_under_sq_up(compose):
+    lowered = {name for name, service in compose["services"].items()
+               if name in SQ_SERVICES and int(service.get("cpu_shares", 1024)) < 1024}
+    assert lowered == BACKGROUND & SQ_SERVICES
