@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 UNDECODABLE = Counter("sq_follow_undecodable_total", "Messages that were not valid events, by phase",
                       ["source", "phase"])
 SubjectFilter = Callable[[str], bool]
+# A live feed's callbacks turn the event loop after this many messages (about a millisecond of decoding).
+YIELD_EVERY = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,7 @@ class LiveFeed:
         self._backlog: deque[Envelope] = deque()
         self._subscriptions: list[object] = []
         self.received_kinds: set[str] = set()      # `sq.<area>.<kind>` of every subject delivered
+        self._unyielded = 0                         # messages taken since the callbacks last turned the loop
 
     def _config(self, stream: str, start: int) -> ConsumerConfig:
         config = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start)
@@ -256,6 +259,13 @@ class LiveFeed:
             # Blocks when the processor falls behind: the server's flow control then slows delivery.
             await self._queues[envelope.stream].put(envelope)
             self._arrived.set()
+        self._unyielded += 1
+        if self._unyielded >= YIELD_EVERY:
+            # nats-py hands a whole socket read to this callback message by message without turning the
+            # loop: under a market-data flood, a thousand decodes while an intent waits unread on the
+            # order path's connection.
+            self._unyielded = 0
+            await asyncio.sleep(0)
 
     async def _wake_on_stop(self, stop: asyncio.Event) -> None:
         await stop.wait()
