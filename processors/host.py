@@ -423,11 +423,8 @@ class ProcessorHost(Generic[State]):
             # Two turns of the loop: the task hands the batch to the client, then nats-py's flusher writes it,
             # so the next hop has it before this process applies its next batch (acks come in meanwhile).
             await asyncio.sleep(0)
-            await asyncio.sleep(0)
-        else:
-            # A batch that decided nothing (market data, mostly) still turns the loop once: an intent may
-            # be waiting in the socket, and it is taken ahead of the market data already queued here.
-            await asyncio.sleep(0)
+        # A batch that decided nothing (market data) turns the loop too: an intent in the socket is read next.
+        await asyncio.sleep(0)
         if self.on_live is not None:
             self.on_live(self.state, [envelope.event for envelope in envelopes], outputs)
 
