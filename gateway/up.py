@@ -54,7 +54,6 @@ class Child:
     name: str
     args: list[str]
     log_path: Path
-    niceness: int = 0
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started: float = field(default=0.0)
@@ -64,7 +63,7 @@ class Child:
         log_file = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gateway.cli", *self.args, stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_file, stderr=log_file, preexec_fn=functools.partial(_prepare_child, self.niceness))
+            stdout=log_file, stderr=log_file, preexec_fn=functools.partial(_prepare_child, BACKGROUND_NICENESS if self.name in BACKGROUND else 0))
         log_file.close()
         self.started = time.monotonic()
 
@@ -170,8 +169,8 @@ def _children(data_dir: Path, url: str, execution: Path, limits: Path, with_mark
                                          "--loop", "--shift-to-now", "--venue", "binance",
                                          "--symbol", "ADABTC", "--interval", "1m", "--source", "demo-bars"]))
     # Probes on loopback, each on a known port, so the gateway's /readyz can ask them.
-    return [Child(name, [*args, "--host", "127.0.0.1", "--port", str(_probe_port(name))], logs / f"{name}.log",
-                  niceness=BACKGROUND_NICENESS if name in BACKGROUND else 0) for name, args in specs]
+    return [Child(name, [*args, "--host", "127.0.0.1", "--port", str(_probe_port(name))],
+                  logs / f"{name}.log") for name, args in specs]
 
 
 def _readiness(children: list[Child], with_market: bool) -> ReadinessConfig:

@@ -168,9 +168,9 @@ def test_up_runs_the_order_path_at_its_own_priority_and_every_other_process_nice
     for pid in map(int, children):
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
         if "processor" in argv:
-            name = argv[argv.index("processor") + 1]
-            niceness[name if name != "connector" or "--interval" not in argv else "connector-bars"] = \
-                os.getpriority(os.PRIO_PROCESS, pid)
+            # The bars replay is the connector given an --interval (gateway.up names it connector-bars).
+            name = "connector-bars" if "--interval" in argv else argv[argv.index("processor") + 1]
+            niceness[name] = os.getpriority(os.PRIO_PROCESS, pid)
     own = os.getpriority(os.PRIO_PROCESS, up.process.pid)
     assert niceness == {name: min(19, own + BACKGROUND_NICENESS) if name in BACKGROUND else own
                         for name in niceness}, niceness
