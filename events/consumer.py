@@ -13,6 +13,7 @@ from typing import Literal
 import nats.errors
 import nats.js.errors
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Histogram
 
@@ -138,8 +139,10 @@ class ConsumerRunner:
         await js.add_consumer(self.spec.stream, self.spec.config())
         subscription = await js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream)
         self._ready.set()
+        request_open_until = 0.0
         try:
             while not self._stopping.is_set():
+                request_open_until = time.monotonic() + self.spec.fetch_timeout_s
                 try:
                     messages = await subscription.fetch(self.spec.batch, timeout=self.spec.fetch_timeout_s)
                 except TimeoutError:
@@ -156,9 +159,23 @@ class ConsumerRunner:
                 # Acks are fire-and-forget publishes: flush each batch's before fetching the next, so
                 # the server's ack floor keeps up and a stop or crash redelivers as little as possible.
                 await self.bus.nc.flush()
+            await self._hand_back_unhandled(subscription, request_open_until)
         finally:
             await subscription.unsubscribe()
         return self.stats
+
+    async def _hand_back_unhandled(self, subscription: JetStreamContext.PullSubscription, open_until: float) -> None:
+        """Nak what the server sent this runner but it will not handle, so the next runner gets it now, in order."""
+        # A fetch that returns at its deadline leaves its pull request open on the server until it expires.
+        # Unsubscribing first sends the rest of that request nowhere, and unhandled messages left in the queue
+        # would come back only after ack_wait, behind newer events: either way the next runner sees them late.
+        await asyncio.sleep(max(0.0, open_until - time.monotonic()))
+        queued = subscription._sub  # nats-py keeps the fetched-but-unreturned messages on its inner subscription
+        for _ in range(subscription.pending_msgs):
+            msg = await queued.next_msg(timeout=0.1)
+            if not JetStreamContext.is_status_msg(msg):
+                await msg.nak()
+        await self.bus.nc.flush()
 
     async def _handle(self, msg: Msg) -> None:
         delivery = parse_ack_subject(msg.subject, msg.reply)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
 
 from events import (
@@ -69,6 +70,37 @@ async def test_ten_thousand_events_consumed_exactly_once_in_order_across_a_consu
     await asyncio.wait_for(task, 10)
     assert seen == list(range(10_000))
     assert second.stats.duplicates_skipped == 0
+
+
+async def test_a_runner_stopped_mid_fetch_hands_back_what_it_did_not_handle_so_the_next_gets_it_now_in_order(
+        bus: Bus) -> None:
+    await bus.publish_batch(_trades(5_000))
+    seen: list[int] = []
+
+    async def record(event: AnyEvent, delivery: Delivery) -> None:
+        assert isinstance(event, Trade)
+        seen.append(int(event.trade_id or -1))
+        first.stop()
+
+    # A 5 ms deadline on a 4,096-message fetch returns early with the rest of the pull still arriving:
+    # those messages were sent to this runner, and only a hand-back gets them to the next before ack_wait.
+    spec = _spec("hand-back", "sq.md.trade.>", batch=4_096, ack_wait_s=30.0)
+    first = ConsumerRunner(bus, replace(spec, fetch_timeout_s=0.005), record, source="test")
+    await asyncio.wait_for(first.run(), 30)
+    assert 1 <= len(seen) < 5_000
+
+    async def record_all(event: AnyEvent, delivery: Delivery) -> None:
+        assert isinstance(event, Trade)
+        seen.append(int(event.trade_id or -1))
+
+    second = ConsumerRunner(bus, spec, record_all, source="test")
+    task = asyncio.create_task(second.run())
+    try:
+        await eventually(lambda: len(seen) >= 5_000, timeout=15, message="the rest handled well before ack_wait")
+    finally:
+        second.stop()
+        await asyncio.wait_for(task, 10)
+    assert seen == list(range(5_000))
 
 
 async def test_same_event_published_twice_is_stored_once(bus: Bus) -> None:
