@@ -31,6 +31,11 @@ HANDLE_SECONDS = Histogram("sq_consumer_handle_seconds", "Time spent in a consum
                            buckets=(1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0))
 
 
+# The server times a pull request's expiry from when it reads the request, which on a loaded machine can be
+# well after the client sent it: a stopping runner waits this much longer before it lets go of the inbox.
+PULL_EXPIRY_SLACK_S = 0.25
+
+
 class TransientError(Exception):
     """Raised by a handler to ask for redelivery later (a dependency is briefly unavailable)."""
 
@@ -169,7 +174,7 @@ class ConsumerRunner:
         # A fetch that returns at its deadline leaves its pull request open on the server until it expires.
         # Unsubscribing first sends the rest of that request nowhere, and unhandled messages left in the queue
         # would come back only after ack_wait, behind newer events: either way the next runner sees them late.
-        await asyncio.sleep(max(0.0, open_until - time.monotonic()))
+        await asyncio.sleep(max(0.0, open_until + PULL_EXPIRY_SLACK_S - time.monotonic()))
         queued = subscription._sub  # nats-py keeps the fetched-but-unreturned messages on its inner subscription
         for _ in range(subscription.pending_msgs):
             msg = await queued.next_msg(timeout=0.1)
